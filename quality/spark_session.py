@@ -1,0 +1,58 @@
+"""Building the Spark session every Spark stage runs in.
+
+Local mode is the embedded default: the driver binds to loopback, Python workers run the same
+interpreter as the driver (`PYSPARK_PYTHON`), and the heap is sized from this machine's memory. A
+master URL or a Spark Connect address from the recipe runs the same jobs on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from quality.recipe import SparkConfig
+
+
+def total_memory_bytes() -> int:
+    """Physical memory of this machine (cgroup limits are not consulted; the recipe can override)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def auto_driver_memory() -> str:
+    """A third of physical memory, between 1g and 8g: Python workers and the OS need the rest."""
+    gib = total_memory_bytes() // (1024**3)
+    return f"{max(1, min(8, gib // 3))}g"
+
+
+def build_spark_session(config: SparkConfig, app_name: str = "codecook", local_dir: str | None = None) -> SparkSession:
+    """A SparkSession for `config`; reuses the active one when its master matches."""
+    # Workers must run this interpreter (the project's venv), not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if config.remote:
+        return SparkSession.builder.remote(config.remote).appName(app_name).getOrCreate()
+    # Loopback only: a laptop or CI box should not open Spark's ports to the network.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.master(config.master)
+        .appName(app_name)
+        .config("spark.driver.memory", auto_driver_memory() if config.driver_memory == "auto" else config.driver_memory)
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        # Arrow batches carry whole files; keep them small enough for the Python worker's memory.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Deterministic output needs adaptive execution not to re-plan partition counts at run time.
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.log.level", "WARN")
+    )
+    if local_dir:
+        builder = builder.config("spark.local.dir", local_dir)
+    for key, value in config.conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
