@@ -56,7 +56,10 @@ def log_manifest(manifest: dict[str, Any]) -> None:
             "rows_out": manifest["rows_out"],
             "rows_rejected": manifest["rows_rejected"],
             "bytes_out": manifest.get("bytes_out", 0),
-            **{f"rejected.{reason}": count for reason, count in manifest.get("rejected_by_reason", {}).items()},
+            **{
+                f"rejected.{reason}": count
+                for reason, count in manifest.get("rejected_by_reason", {}).items()
+            },
         }
     )
     mlflow.log_dict(manifest, f"manifests/{manifest['stage']}.json")
@@ -74,7 +77,9 @@ def stage_result(
         "rows_rejected": dg.MetadataValue.int(manifest["rows_rejected"]),
         "bytes_out": dg.MetadataValue.int(manifest.get("bytes_out", 0)),
         "rejected_by_reason": dg.MetadataValue.md(
-            markdown_table([{"reason": r, "rows": n} for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])])
+            markdown_table(
+                [{"reason": r, "rows": n} for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+            )
         ),
         "path": dg.MetadataValue.path(paths.data_dir),
         "rejected_path": dg.MetadataValue.path(paths.rejected_dir),

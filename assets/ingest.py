@@ -4,7 +4,13 @@ import dagster as dg
 
 from assets._stage import GROUP_DATA, OWNER, as_json, language_breakdown, markdown_table, stage_result
 from orchestration.checks import stage_checks
-from orchestration.resources import DuckDBResource, MLflowResource, RecipeResource, SparkResource, StorageResource
+from orchestration.resources import (
+    DuckDBResource,
+    MLflowResource,
+    RecipeResource,
+    SparkResource,
+    StorageResource,
+)
 from quality.ingest import STAGE, ingest_sources
 from quality.storage import write_stage
 
@@ -44,7 +50,9 @@ def raw_code(
             )
         finally:
             result.release()
-        context.log.info(f"raw_code: {manifest['rows_out']} kept, {manifest['rows_rejected']} rejected of {manifest['rows_in']}")
+        context.log.info(
+            f"raw_code: {manifest['rows_out']} kept, {manifest['rows_rejected']} rejected of {manifest['rows_in']}"
+        )
         with duckdb.connect() as connection:
             languages = language_breakdown(connection, paths)
         return stage_result(

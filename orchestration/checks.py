@@ -8,7 +8,6 @@
 A stage module writes `my_stage_checks = stage_checks("my_stage")` and the definitions pick it up.
 """
 
-
 from collections.abc import Callable
 
 import dagster as dg
@@ -35,15 +34,23 @@ def stage_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """The standard checks for the document stage `stage` (its asset key and storage name)."""
 
-    @dg.asset_check(asset=stage, name="conservation", blocking=True,
-                    description="Rows in = kept + rejected, counted in the written Parquet files.")
+    @dg.asset_check(
+        asset=stage,
+        name="conservation",
+        blocking=True,
+        description="Rows in = kept + rejected, counted in the written Parquet files.",
+    )
     def conservation_check(storage: StorageResource, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         paths = storage.layout().stage(stage)
         with duckdb.connect() as connection:
             return _result(lambda: expectations.conservation(connection, paths), dg.AssetCheckSeverity.ERROR)
 
-    @dg.asset_check(asset=stage, name="schema", blocking=True,
-                    description="Document columns and types present; key unique and non-null; every reject has a reason.")
+    @dg.asset_check(
+        asset=stage,
+        name="schema",
+        blocking=True,
+        description="Document columns and types present; key unique and non-null; every reject has a reason.",
+    )
     def schema_check(storage: StorageResource, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         paths = storage.layout().stage(stage)
 
@@ -58,12 +65,19 @@ def stage_checks(
     checks = [conservation_check, schema_check]
     if with_expectations:
 
-        @dg.asset_check(asset=stage, name="expectations", blocking=True,
-                        description="Great Expectations suite on a reproducible sample of the output.")
+        @dg.asset_check(
+            asset=stage,
+            name="expectations",
+            blocking=True,
+            description="Great Expectations suite on a reproducible sample of the output.",
+        )
         def expectations_check(storage: StorageResource, duckdb: DuckDBResource) -> dg.AssetCheckResult:
             paths = storage.layout().stage(stage)
             with duckdb.connect() as connection:
-                return _result(lambda: expectations.great_expectations_on_sample(connection, paths), dg.AssetCheckSeverity.ERROR)
+                return _result(
+                    lambda: expectations.great_expectations_on_sample(connection, paths),
+                    dg.AssetCheckSeverity.ERROR,
+                )
 
         checks.append(expectations_check)
     return checks

@@ -23,7 +23,11 @@ from pathlib import Path
 # name -> (help, "module:function taking the parsed args and returning an exit code",
 #          optional "module:function(parser)" adding arguments beyond --input/--output/--config)
 STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
-    "ingest": ("Read code sources (a folder, JSONL or Parquet) into document rows.", "orchestration.stage_cli:ingest", "orchestration.stage_cli:ingest_arguments"),
+    "ingest": (
+        "Read code sources (a folder, JSONL or Parquet) into document rows.",
+        "orchestration.stage_cli:ingest",
+        "orchestration.stage_cli:ingest_arguments",
+    ),
 }
 # Commands with their own arguments (not the --input/--output stage pattern).
 OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {}
@@ -57,16 +61,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from orchestration.definitions import defs
 
     started = time.monotonic()
-    job = defs.get_job_def("demo")
+    job = defs.resolve_job_def("demo")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     elapsed = time.monotonic() - started
     print_status(layout)
     failed = [event.step_key for event in result.all_events if event.is_step_failure]
-    print(f"\n{'demo finished' if result.success else 'demo FAILED'} in {elapsed:.0f}s (Dagster run {result.run_id})")
+    print(
+        f"\n{'demo finished' if result.success else 'demo FAILED'} in {elapsed:.0f}s (Dagster run {result.run_id})"
+    )
     if failed:
         print("failed steps: " + ", ".join(failed))
-    print(f"storage root: {home}\n  data: {layout.data_root}\n  rejected rows: {layout.data_root}/rejected/<stage>")
+    print(
+        f"storage root: {home}\n  data: {layout.data_root}\n  rejected rows: {layout.data_root}/rejected/<stage>"
+    )
     print(f"  MLflow: {layout.mlflow_uri}\nBrowse both UIs: make ui")
     return 0 if result.success else 1
 
@@ -80,7 +88,9 @@ def print_status(layout) -> None:
         return
     print(f"{'stage':<24}{'written (UTC)':<28}{'in':>10}{'kept':>10}{'rejected':>10}  rejects by reason")
     for m in manifests:
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(m.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1]))
+        reasons = ", ".join(
+            f"{k}={v}" for k, v in sorted(m.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])
+        )
         print(
             f"{m['stage']:<24}{m.get('written_at', '?'):<28}{m.get('rows_in', ''):>10}{m.get('rows_out', ''):>10}"
             f"{m.get('rows_rejected', ''):>10}  {reasons}"
@@ -91,7 +101,9 @@ def print_status(layout) -> None:
         total = connection.execute(
             "SELECT count(*), sum(rows_rejected) FROM read_json_auto(?, union_by_name=true)", [pattern]
         ).fetchone()
-    print(f"({total[0]} stages, {int(total[1] or 0)} rejected rows; query: duckdb \"SELECT * FROM read_json_auto('{pattern}')\")")
+    print(
+        f"({total[0]} stages, {int(total[1] or 0)} rejected rows; query: duckdb \"SELECT * FROM read_json_auto('{pattern}')\")"
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -112,14 +124,39 @@ def cmd_ui(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parent.parent
     bin_dir = Path(sys.executable).parent
     processes = [
-        subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.dagster_port)], cwd=root),
         subprocess.Popen(
-            [str(bin_dir / "mlflow"), "server", "--backend-store-uri", layout.mlflow_uri,
-             "--default-artifact-root", Path(layout.mlflow_artifacts).as_uri(), "--host", "127.0.0.1", "--port", str(args.mlflow_port)],
+            [
+                str(bin_dir / "dagster"),
+                "dev",
+                "-w",
+                str(root / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(args.dagster_port),
+            ],
+            cwd=root,
+        ),
+        subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                layout.mlflow_uri,
+                "--default-artifact-root",
+                Path(layout.mlflow_artifacts).as_uri(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.mlflow_port),
+            ],
             cwd=root,
         ),
     ]
-    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}\nMLflow UI:  http://127.0.0.1:{args.mlflow_port}\n(Ctrl-C stops both)", flush=True)
+    print(
+        f"Dagster UI: http://127.0.0.1:{args.dagster_port}\nMLflow UI:  http://127.0.0.1:{args.mlflow_port}\n(Ctrl-C stops both)",
+        flush=True,
+    )
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(1)
@@ -141,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codecook", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="Materialize the whole graph on a recipe (default: recipes/demo.yaml).")
+    demo = sub.add_parser(
+        "demo", help="Materialize the whole graph on a recipe (default: recipes/demo.yaml)."
+    )
     demo.add_argument("--recipe", help="Recipe YAML (default: $CODECOOK_RECIPE or recipes/demo.yaml).")
     demo.add_argument("--home", help="Storage root (default: $CODECOOK_HOME or ./.codecook).")
     demo.set_defaults(func=cmd_demo)
@@ -158,9 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (help_text, run_ref, arguments_ref) in STAGE_COMMANDS.items():
         stage = sub.add_parser(name, help=help_text, description=help_text)
-        stage.add_argument("--input", required=True, help="Input: a stage output folder, a JSONL or a Parquet file/folder.")
-        stage.add_argument("--output", required=True, help="Output storage root: writes DIR/data/<stage> and DIR/data/rejected/<stage>.")
-        stage.add_argument("--config", help="YAML file with this stage's settings (the recipe section's keys).")
+        stage.add_argument(
+            "--input", required=True, help="Input: a stage output folder, a JSONL or a Parquet file/folder."
+        )
+        stage.add_argument(
+            "--output",
+            required=True,
+            help="Output storage root: writes DIR/data/<stage> and DIR/data/rejected/<stage>.",
+        )
+        stage.add_argument(
+            "--config", help="YAML file with this stage's settings (the recipe section's keys)."
+        )
         if arguments_ref:
             _resolve(arguments_ref)(stage)
         stage.set_defaults(func=lambda args, ref=run_ref: _resolve(ref)(args))

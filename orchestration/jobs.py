@@ -1,6 +1,5 @@
 """Jobs, the weekly refresh schedule and the source-folder sensor (both off until switched on)."""
 
-
 import hashlib
 
 import dagster as dg
@@ -10,7 +9,9 @@ from orchestration.resources import RecipeResource
 from quality.ingest import SourceError, list_folder
 
 # Everything: what `codecook demo` / `make demo` materializes.
-demo_job = dg.define_asset_job("demo", selection=dg.AssetSelection.all(), description="The whole recipe, end to end.")
+demo_job = dg.define_asset_job(
+    "demo", selection=dg.AssetSelection.all(), description="The whole recipe, end to end."
+)
 
 # The data assets only (code and web); training and evaluation are started deliberately.
 refresh_data_job = dg.define_asset_job(

@@ -24,7 +24,9 @@ from quality.storage import StorageLayout, default_home
 class RecipeResource(dg.ConfigurableResource):
     """The recipe every asset of a run reads its knobs from."""
 
-    path: str | None = Field(default=None, description="Recipe YAML; None: $CODECOOK_RECIPE, else recipes/demo.yaml.")
+    path: str | None = Field(
+        default=None, description="Recipe YAML; None: $CODECOOK_RECIPE, else recipes/demo.yaml."
+    )
 
     def load(self) -> Recipe:
         return load_recipe(self.path)
@@ -33,7 +35,9 @@ class RecipeResource(dg.ConfigurableResource):
 class StorageResource(dg.ConfigurableResource):
     """The storage root holding data, rejected rows, the Dagster instance and MLflow."""
 
-    root: str | None = Field(default=None, description="Local folder or fsspec URL; None: $CODECOOK_HOME, else ./.codecook.")
+    root: str | None = Field(
+        default=None, description="Local folder or fsspec URL; None: $CODECOOK_HOME, else ./.codecook."
+    )
 
     def layout(self) -> StorageLayout:
         root = self.root or default_home()
@@ -58,7 +62,8 @@ class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking with an explicit URI, one experiment per recipe, runs tagged with Dagster ids."""
 
     tracking_uri: str | None = Field(
-        default=None, description="Overrides the recipe; None: the recipe's URI, else sqlite under the storage root."
+        default=None,
+        description="Overrides the recipe; None: the recipe's URI, else sqlite under the storage root.",
     )
 
     def resolve_uri(self, recipe: Recipe, layout: StorageLayout) -> str:
@@ -82,7 +87,9 @@ class MLflowResource(dg.ConfigurableResource):
         """An MLflow run for one asset materialization, tagged so it can be found from Dagster."""
         import mlflow
 
-        asset_key = context.asset_key.to_user_string() if getattr(context, "has_assets_def", True) else "check"
+        asset_key = (
+            context.asset_key.to_user_string() if getattr(context, "has_assets_def", True) else "check"
+        )
         experiment_id = self.experiment_id(recipe, layout)
         tags = {
             "dagster.run_id": context.run_id,
@@ -98,7 +105,9 @@ class MLflowResource(dg.ConfigurableResource):
 class DuckDBResource(dg.ConfigurableResource):
     """An in-memory DuckDB connection for quick questions over manifests and Parquet outputs."""
 
-    threads: int = Field(default=2, description="DuckDB worker threads; small, it shares the machine with Spark.")
+    threads: int = Field(
+        default=2, description="DuckDB worker threads; small, it shares the machine with Spark."
+    )
 
     def connect(self):
         import duckdb

@@ -64,22 +64,34 @@ def read_input(spark, path: str):
     raise SystemExit(f"codecook: cannot tell the format of {path} (want .parquet or .jsonl)")
 
 
-def write_cli_stage(kept, rejected, *, stage: str, output: str, rows_in: int, settings_hash: str, extra=None) -> dict:
+def write_cli_stage(
+    kept, rejected, *, stage: str, output: str, rows_in: int, settings_hash: str, extra=None
+) -> dict:
     from quality.storage import StorageLayout, write_stage
 
     root = output if "://" in output else str(Path(output).resolve())
     paths = StorageLayout(root).stage(stage)
-    manifest = write_stage(kept, rejected, paths=paths, rows_in=rows_in, recipe_hash=settings_hash, extra=extra)
-    reasons = ", ".join(f"{r}={n}" for r, n in sorted(manifest["rejected_by_reason"].items(), key=lambda kv: -kv[1]))
-    print(f"{stage}: {manifest['rows_in']} in, {manifest['rows_out']} kept, {manifest['rows_rejected']} rejected ({reasons or 'none'})")
+    manifest = write_stage(
+        kept, rejected, paths=paths, rows_in=rows_in, recipe_hash=settings_hash, extra=extra
+    )
+    reasons = ", ".join(
+        f"{r}={n}" for r, n in sorted(manifest["rejected_by_reason"].items(), key=lambda kv: -kv[1])
+    )
+    print(
+        f"{stage}: {manifest['rows_in']} in, {manifest['rows_out']} kept, {manifest['rows_rejected']} rejected ({reasons or 'none'})"
+    )
     print(f"  kept:     {paths.data_dir}\n  rejected: {paths.rejected_dir}")
     return manifest
 
 
 def ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="Source name, part of every doc_id (default: the input's base name).")
-    parser.add_argument("--include", action="append", help="Folder input: glob of files to take (repeatable).")
-    parser.add_argument("--exclude", action="append", help="Folder input: glob of files to skip (repeatable).")
+    parser.add_argument(
+        "--include", action="append", help="Folder input: glob of files to take (repeatable)."
+    )
+    parser.add_argument(
+        "--exclude", action="append", help="Folder input: glob of files to skip (repeatable)."
+    )
     parser.add_argument("--repo", help="Repository name to record for every file.")
 
 
@@ -88,9 +100,17 @@ def ingest(args: argparse.Namespace) -> int:
     from quality.ingest import STAGE, ingest_sources
 
     path = args.input
-    kind = "folder" if os.path.isdir(path) and not any(Path(path).glob("*.parquet")) and not any(Path(path).glob("*.jsonl")) else None
+    kind = (
+        "folder"
+        if os.path.isdir(path)
+        and not any(Path(path).glob("*.parquet"))
+        and not any(Path(path).glob("*.jsonl"))
+        else None
+    )
     if kind is None:
-        kind = "parquet" if path.endswith((".parquet", ".pq")) or any(Path(path).glob("*.parquet")) else "jsonl"
+        kind = (
+            "parquet" if path.endswith((".parquet", ".pq")) or any(Path(path).glob("*.parquet")) else "jsonl"
+        )
     name = args.name or Path(path.rstrip("/")).name.split(".")[0] or "input"
     source = SourceConfig(
         name=name.replace(" ", "_"),
@@ -104,8 +124,14 @@ def ingest(args: argparse.Namespace) -> int:
     spark = cli_spark()
     result = ingest_sources(spark, (source,), config)
     try:
-        write_cli_stage(result.kept, result.rejected, stage=STAGE, output=args.output, rows_in=result.rows_in,
-                        settings_hash=config_hash({"config": config_hash(config), "source": str(source)}))
+        write_cli_stage(
+            result.kept,
+            result.rejected,
+            stage=STAGE,
+            output=args.output,
+            rows_in=result.rows_in,
+            settings_hash=config_hash({"config": config_hash(config), "source": str(source)}),
+        )
     finally:
         result.release()
     return 0

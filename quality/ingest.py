@@ -126,7 +126,9 @@ def list_folder(source: SourceConfig) -> list[ListedFile]:
                 found.append(ListedFile(fs.unstrip_protocol(full), rel, int(info["size"]), stamp))
     found.sort(key=lambda f: f.relpath)
     if not found:
-        raise SourceError(f"source {source.name!r}: no file under {source.path} matches include={list(source.include)}")
+        raise SourceError(
+            f"source {source.name!r}: no file under {source.path} matches include={list(source.include)}"
+        )
     return found
 
 
@@ -173,7 +175,9 @@ def judge(
         if size > max_bytes:
             raise Rejected("too_large", f"{size} bytes > limit {max_bytes}")
         if lang is None:
-            raise Rejected("unknown_extension", f"no language for extension {ext!r}" if ext else "no extension")
+            raise Rejected(
+                "unknown_extension", f"no language for extension {ext!r}" if ext else "no extension"
+            )
         data = read()
         if data is None:
             raise Rejected("missing_content", "content is null")
@@ -230,14 +234,28 @@ def _arrow_candidate_schema() -> pa.Schema:
     return to_arrow_schema(CANDIDATE_SCHEMA)
 
 
-def _folder_candidates(spark: SparkSession, source: SourceConfig, config: IngestConfig) -> tuple[DataFrame, int]:
+def _folder_candidates(
+    spark: SparkSession, source: SourceConfig, config: IngestConfig
+) -> tuple[DataFrame, int]:
     listed = list_folder(source)
     rows = []
     for f in listed:
         repo = source.repo or source.name
         if source.repo_from_first_dir:
             repo = f.relpath.split("/", 1)[0] if "/" in f.relpath else os.path.splitext(f.relpath)[0]
-        rows.append((source.name, f.url, f.relpath, f.size, f.mtime, repo, source.stars, source.licence, config.max_file_bytes))
+        rows.append(
+            (
+                source.name,
+                f.url,
+                f.relpath,
+                f.size,
+                f.mtime,
+                repo,
+                source.stars,
+                source.licence,
+                config.max_file_bytes,
+            )
+        )
     partitions = max(1, -(-len(rows) // config.files_per_partition))
     listing = spark.createDataFrame(rows, _LISTING_SCHEMA).repartition(partitions)
     return listing.mapInArrow(_read_listed_files, CANDIDATE_SCHEMA), len(rows)
@@ -254,13 +272,17 @@ def _table_files(source: SourceConfig) -> list[str]:
     if fs.isdir(root):
         files = sorted(p for p in fs.find(root) if p.endswith(suffixes))
     else:
-        files = sorted(fs.glob(root)) if any(c in root for c in "*?[") else ([root] if fs.exists(root) else [])
+        files = (
+            sorted(fs.glob(root)) if any(c in root for c in "*?[") else ([root] if fs.exists(root) else [])
+        )
     if not files:
         raise SourceError(f"source {source.name!r}: no {source.kind} file at {source.path}")
     return [fs.unstrip_protocol(p) if "://" in source.path else p for p in files]
 
 
-def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestConfig) -> tuple[DataFrame, int]:
+def _table_candidates(
+    spark: SparkSession, source: SourceConfig, config: IngestConfig
+) -> tuple[DataFrame, int]:
     """JSONL / Parquet rows with a `content` column; corrupt files and lines become reject rows."""
     files = _table_files(source)
     broken: list[dict] = []
@@ -272,9 +294,18 @@ def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestC
                     pq.ParquetFile(handle).metadata  # noqa: B018  (reads and validates the footer)
                 good.append(url)
             except Exception as error:  # noqa: BLE001  (any footer failure means the file is unusable)
-                row = judge(source_name=source.name, key=f"file:{url}", path=os.path.basename(url), size=0,
-                            read=lambda: "", max_bytes=config.max_file_bytes, repo=source.repo,
-                            stars=source.stars, licence=source.licence, commit_date=None)
+                row = judge(
+                    source_name=source.name,
+                    key=f"file:{url}",
+                    path=os.path.basename(url),
+                    size=0,
+                    read=lambda: "",
+                    max_bytes=config.max_file_bytes,
+                    repo=source.repo,
+                    stars=source.stars,
+                    licence=source.licence,
+                    commit_date=None,
+                )
                 row.update(reason="corrupt_file", detail=f"{type(error).__name__}: {error}"[:500], lang=None)
                 broken.append(row)
         files = good
@@ -294,7 +325,9 @@ def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestC
     content_col = _first_present(columns, "content", "text", "code")
     if content_col is None:
         frame.unpersist()
-        raise SourceError(f"source {source.name!r}: no 'content' column in {source.kind} data (columns: {columns})")
+        raise SourceError(
+            f"source {source.name!r}: no 'content' column in {source.kind} data (columns: {columns})"
+        )
     path_col = _first_present(columns, "path", "max_stars_repo_path", "filepath", "file_path")
     id_col = _first_present(columns, "id", "doc_id")
     repo_col = _first_present(columns, "repo", "repo_name", "max_stars_repo_name")
@@ -309,7 +342,9 @@ def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestC
     corrupt = F.col("_corrupt_record") if "_corrupt_record" in columns else F.lit(None).cast("string")
     content = F.col(content_col).cast("string")
     base_key = F.coalesce(
-        col_or(path_col, None), col_or(id_col, None), F.concat(F.col("_file"), F.lit(":"), F.sha2(F.coalesce(corrupt, content, F.lit("")), 256))
+        col_or(path_col, None),
+        col_or(id_col, None),
+        F.concat(F.col("_file"), F.lit(":"), F.sha2(F.coalesce(corrupt, content, F.lit("")), 256)),
     )
     shaped = frame.select(
         base_key.alias("key"),
@@ -324,8 +359,12 @@ def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestC
         F.col("_file").alias("file"),
     )
     # Rows sharing a key (same path twice) get #2, #3... in a content order, so ids stay unique and stable.
-    rank = F.row_number().over(Window.partitionBy("key").orderBy(F.coalesce("content", "corrupt"), "file", "stars", "repo"))
-    shaped = shaped.withColumn("key", F.when(rank > 1, F.concat("key", F.lit("#"), rank.cast("string"))).otherwise(F.col("key")))
+    rank = F.row_number().over(
+        Window.partitionBy("key").orderBy(F.coalesce("content", "corrupt"), "file", "stars", "repo")
+    )
+    shaped = shaped.withColumn(
+        "key", F.when(rank > 1, F.concat("key", F.lit("#"), rank.cast("string"))).otherwise(F.col("key"))
+    )
     name, max_bytes = source.name, config.max_file_bytes
 
     def judge_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -335,13 +374,22 @@ def _table_candidates(spark: SparkSession, source: SourceConfig, config: IngestC
             for item in batch.to_pylist():
                 text = item["content"]
                 row = judge(
-                    source_name=name, key=item["key"], path=item["path"],
+                    source_name=name,
+                    key=item["key"],
+                    path=item["path"],
                     size=len(text.encode("utf-8", "surrogatepass")) if text is not None else 0,
-                    read=lambda text=text: text, max_bytes=max_bytes, repo=item["repo"], stars=item["stars"],
-                    licence=item["licence"], commit_date=item["commit_date"], lang_hint=item["lang"],
+                    read=lambda text=text: text,
+                    max_bytes=max_bytes,
+                    repo=item["repo"],
+                    stars=item["stars"],
+                    licence=item["licence"],
+                    commit_date=item["commit_date"],
+                    lang_hint=item["lang"],
                 )
                 if item["corrupt"] is not None:
-                    row.update(reason="malformed_json", detail=item["corrupt"][:200], content=None, sha256=None)
+                    row.update(
+                        reason="malformed_json", detail=item["corrupt"][:200], content=None, sha256=None
+                    )
                 out.append(row)
             yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
 
@@ -363,13 +411,17 @@ class IngestResult:
         self._candidates.unpersist()
 
 
-def ingest_sources(spark: SparkSession, sources: tuple[SourceConfig, ...], config: IngestConfig) -> IngestResult:
+def ingest_sources(
+    spark: SparkSession, sources: tuple[SourceConfig, ...], config: IngestConfig
+) -> IngestResult:
     """Candidate rows for all sources, split into kept documents and reject rows."""
     if not sources:
         raise SourceError("the recipe names no code source")
     parts, counts = [], {}
     for source in sources:
-        frame, rows_in = (_folder_candidates if source.kind == "folder" else _table_candidates)(spark, source, config)
+        frame, rows_in = (_folder_candidates if source.kind == "folder" else _table_candidates)(
+            spark, source, config
+        )
         parts.append(frame)
         counts[source.name] = rows_in
     candidates = parts[0]

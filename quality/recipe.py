@@ -89,7 +89,9 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ("folder", "jsonl", "parquet"):
-            raise ValueError(f"source {self.name!r}: kind must be folder, jsonl or parquet, not {self.kind!r}")
+            raise ValueError(
+                f"source {self.name!r}: kind must be folder, jsonl or parquet, not {self.kind!r}"
+            )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"source name {self.name!r} must be letters, digits, '_', '.' or '-'")
 

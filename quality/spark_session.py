@@ -26,7 +26,9 @@ def auto_driver_memory() -> str:
     return f"{max(1, min(8, gib // 3))}g"
 
 
-def build_spark_session(config: SparkConfig, app_name: str = "codecook", local_dir: str | None = None) -> SparkSession:
+def build_spark_session(
+    config: SparkConfig, app_name: str = "codecook", local_dir: str | None = None
+) -> SparkSession:
     """A SparkSession for `config`; reuses the active one when its master matches."""
     # Workers must run this interpreter (the project's venv), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -38,7 +40,10 @@ def build_spark_session(config: SparkConfig, app_name: str = "codecook", local_d
     builder = (
         SparkSession.builder.master(config.master)
         .appName(app_name)
-        .config("spark.driver.memory", auto_driver_memory() if config.driver_memory == "auto" else config.driver_memory)
+        .config(
+            "spark.driver.memory",
+            auto_driver_memory() if config.driver_memory == "auto" else config.driver_memory,
+        )
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))

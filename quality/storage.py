@@ -215,7 +215,9 @@ def write_stage(
         by_reason = _reject_summary(spark, tmp_rejected)
         bytes_out = 0
         if "size_bytes" in kept.columns and rows_out:
-            bytes_out = int(spark.read.parquet(spark_path(tmp_kept)).agg({"size_bytes": "sum"}).collect()[0][0] or 0)
+            bytes_out = int(
+                spark.read.parquet(spark_path(tmp_kept)).agg({"size_bytes": "sum"}).collect()[0][0] or 0
+            )
         manifest = {
             "stage": paths.stage,
             "rows_in": int(rows_in),

@@ -54,10 +54,13 @@ def decode_text(data: bytes) -> str:
         codec = declared_encoding(data)
         if codec is None or codec == "utf-8":
             raise Rejected(
-                "undecodable", f"not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) and no coding cookie"
+                "undecodable",
+                f"not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) and no coding cookie",
             ) from None
         try:
             text = data.decode(codec)
         except UnicodeDecodeError as error:
-            raise Rejected("undecodable", f"declared {codec} but {error.reason} at byte {error.start}") from None
+            raise Rejected(
+                "undecodable", f"declared {codec} but {error.reason} at byte {error.start}"
+            ) from None
     return text.removeprefix("\ufeff")

@@ -20,7 +20,9 @@ def spark():
     from quality.spark_session import build_spark_session
 
     session = build_spark_session(
-        SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=4, conf={"spark.ui.enabled": "false"}),
+        SparkConfig(
+            master="local[2]", driver_memory="2g", shuffle_partitions=4, conf={"spark.ui.enabled": "false"}
+        ),
         app_name="codecook-tests",
     )
     session.sparkContext.setLogLevel("ERROR")
