@@ -1,0 +1,291 @@
+"""Hostile completions against the sandbox: each must end within timeout + 1 s with the right
+verdict, leave the harness working, change nothing outside the sandbox and leave no process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from training.sandbox import _UID_BASE, Sandbox, SandboxConfig
+
+TIMEOUT = 1.0
+SECRET_VAR = "CODECOOK_SANDBOX_TEST_SECRET"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="needs Linux namespaces")
+
+
+@pytest.fixture(scope="module")
+def secret() -> str:
+    value = f"s3cr3t-{uuid.uuid4().hex}"
+    os.environ[SECRET_VAR] = value
+    yield value
+    del os.environ[SECRET_VAR]
+
+
+@pytest.fixture(scope="module")
+def box(secret):
+    with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=2)) as sandbox:
+        yield sandbox
+
+
+def sandbox_processes(box: Sandbox) -> list[psutil.Process]:
+    """Every process running as a sandbox uid, or below a zygote."""
+    found = []
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info["uids"]
+        if uids is not None and uids.real >= _UID_BASE:
+            found.append(process)
+    for worker in box._workers:
+        found.extend(psutil.Process(worker.process.pid).children(recursive=True))
+    return found
+
+
+def run_hostile(box: Sandbox, program: str):
+    """Run `program`; assert the timing bound, that nothing is left and the harness still works."""
+    zygotes = [w.process.pid for w in box._workers]
+    started = time.monotonic()
+    result = box.run(textwrap.dedent(program))
+    elapsed = time.monotonic() - started
+    assert elapsed < TIMEOUT + 1, f"took {elapsed:.2f}s: {result}"
+    assert sandbox_processes(box) == []
+    assert box.run("assert sum([1, 2]) == 3").passed
+    assert [w.process.pid for w in box._workers] == zygotes, "a zygote had to be restarted"
+    return result
+
+
+def test_isolation_is_complete_here(box):
+    # This machine runs the tests as root with namespaces and writable cgroups: every layer is on.
+    assert box.isolation["missing"] == []
+    assert box.isolation["network_namespace"] and box.isolation["pid_namespace"]
+    assert box.isolation["read_only_root"] and box.isolation["drop_user"]
+
+
+def test_correct_program_passes_and_numpy_imports(box):
+    result = box.run("import numpy as np\nassert np.arange(4).sum() == 6\nprint('ok')")
+    assert result.passed and result.result == "passed"
+    assert result.output == "ok\n"
+
+
+def test_wrong_program_fails_with_reason(box):
+    result = run_hostile(box, "def f(x):\n    return x + 1\nassert f(1) == 3, 'wrong'")
+    assert not result.passed
+    assert result.result == "failed: AssertionError: wrong"
+
+
+def test_infinite_loop_times_out(box):
+    result = run_hostile(box, "while True:\n    pass")
+    assert result.result == "timed out"
+
+
+def test_loop_ignoring_sigterm_times_out(box):
+    result = run_hostile(
+        box,
+        """
+        import signal
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_IGN)
+        while True:
+            pass
+        """,
+    )
+    assert result.result == "timed out"
+
+
+def test_fork_bomb_is_contained(box):
+    result = run_hostile(
+        box,
+        """
+        import os
+        while True:
+            os.fork()
+        """,
+    )
+    assert not result.passed
+
+
+def test_thread_bomb_is_contained(box):
+    result = run_hostile(
+        box,
+        """
+        import threading, time
+        while True:
+            threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
+        """,
+    )
+    assert not result.passed
+
+
+def test_huge_allocation_fails(box):
+    result = run_hostile(box, "block = bytearray(64 << 30)")
+    assert result.result.startswith("failed: MemoryError")
+
+
+def test_detached_child_does_not_survive(box):
+    marker = str(987_000 + os.getpid() % 1000)
+    result = run_hostile(
+        box,
+        f"""
+        import os, subprocess
+        # A child in a new session, and a double-forked grandchild that leaves it too.
+        subprocess.Popen(["sleep", "{marker}"], start_new_session=True)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "{marker}"])
+            os._exit(0)
+        assert True
+        """,
+    )
+    # The tests themselves ran to the end, so the sample passes; its children are gone anyway.
+    assert result.passed
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+
+
+def test_files_outside_the_sandbox_do_not_change(box):
+    victims = PROJECT_ROOT / ".codecook" / f"sandbox-victim-{uuid.uuid4().hex[:8]}"
+    victims.mkdir(parents=True)
+    try:
+        # World-writable on purpose: only the read-only mount protects it, not permissions.
+        victims.chmod(0o777)
+        victim = victims / "keep.txt"
+        victim.write_text("original")
+        victim.chmod(0o666)
+        host_tmp_marker = Path("/tmp") / f"sandbox-marker-{uuid.uuid4().hex[:8]}"
+        for attack in (
+            f"import os\nos.remove({str(victim)!r})",
+            f"open({str(victim)!r}, 'w').write('rewritten')",
+            f"open({str(victims / 'new.txt')!r}, 'w').write('planted')",
+            f"import shutil\nshutil.rmtree({str(victims)!r})",
+            f"open({str(host_tmp_marker)!r}, 'w').write('x')\nassert False, 'wrote /tmp'",
+        ):
+            result = run_hostile(box, attack)
+            assert not result.passed, attack
+        assert victim.read_text() == "original"
+        assert sorted(p.name for p in victims.iterdir()) == ["keep.txt"]
+        assert not host_tmp_marker.exists()
+    finally:
+        shutil.rmtree(victims)
+
+
+def test_scratch_files_do_not_leak_between_samples(box):
+    assert box.run("open('/tmp/leftover', 'w').write('x')\nopen('here.txt', 'w').write('y')").passed
+    for _ in range(4):  # whichever worker runs it
+        assert box.run("import os\nassert not os.path.exists('/tmp/leftover')\nassert os.listdir('.') == []").passed
+
+
+def test_parent_environment_secret_is_not_readable(box, secret):
+    result = run_hostile(
+        box,
+        f"""
+        import os, glob
+        found = [k for k, v in os.environ.items() if "s3cr3t" in v]
+        for path in glob.glob("/proc/*/environ"):
+            try:
+                if b"s3cr3t" in open(path, "rb").read():
+                    found.append(path)
+            except OSError:
+                pass
+        try:
+            found.append(open("/proc/{os.getpid()}/environ", "rb").read().decode())
+        except OSError:
+            pass
+        print(sorted(os.environ))
+        assert found, "nothing found"
+        """,
+    )
+    assert result.result == "failed: AssertionError: nothing found"
+    assert secret not in result.output
+
+
+def test_no_connection_to_localhost(box):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    try:
+        result = run_hostile(
+            box,
+            f"""
+            import socket
+            socket.create_connection(("127.0.0.1", {port}), timeout=0.5).sendall(b"hello")
+            """,
+        )
+        assert result.result.startswith("failed: OSError")
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    finally:
+        server.close()
+
+
+def test_killing_the_parent_fails_and_harness_survives(box):
+    harness, zygote = os.getpid(), box._workers[0].process.pid
+    result = run_hostile(
+        box,
+        f"""
+        import os, signal
+        for target in ({harness}, {zygote}, os.getppid(), -1):
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+        raise SystemExit("still here")
+        """,
+    )
+    assert not result.passed
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "import sys\nsys.exit(0)\nassert False",
+        "import os\nos._exit(0)\nassert False",
+        "import atexit, os\natexit.register(os._exit, 0)\nassert False",
+        "import os, signal\nsignal.signal(signal.SIGTERM, lambda *a: os._exit(0))\nos.kill(os.getpid(), signal.SIGTERM)\nassert False",
+        "import os\nif os.fork():\n    os._exit(0)\nassert True",
+        "raise KeyboardInterrupt",
+    ],
+    ids=["sys.exit", "os._exit", "atexit", "signal-handler-exit", "fork-and-exit", "keyboard-interrupt"],
+)
+def test_exiting_early_is_a_failure(box, program):
+    result = run_hostile(box, program)
+    assert not result.passed
+
+
+def test_output_flood_is_capped(box):
+    result = run_hostile(box, "while True:\n    print('spam' * 1000)")
+    assert result.result == f"failed: output exceeded {box.config.output_bytes} bytes"
+    assert len(result.output.encode()) <= box.config.output_bytes
+
+
+def test_huge_file_fails_and_is_removed(box):
+    result = run_hostile(
+        box,
+        """
+        with open("big.bin", "wb") as handle:
+            for _ in range(1024):
+                handle.write(b"x" * (1 << 20))
+        """,
+    )
+    assert result.result.startswith("failed: OSError")
+    assert box.run("import os\nassert os.listdir('/tmp') == [os.path.basename(os.getcwd())]").passed
+
+
+def test_many_samples_in_parallel_keep_order(box):
+    programs = [f"assert {i} % 2 == 0" for i in range(40)]
+    results = box.run_many(programs)
+    assert [r.passed for r in results] == [i % 2 == 0 for i in range(40)]
+
+
+def test_strict_mode_starts_when_everything_is_available():
+    with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=1, strict=True)) as sandbox:
+        assert sandbox.run("pass").passed
