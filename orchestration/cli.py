@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,11 @@ STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "Read code sources (a folder, JSONL or Parquet) into document rows.",
         "orchestration.stage_cli:ingest",
         "orchestration.stage_cli:ingest_arguments",
+    ),
+    "dedup": (
+        "Exact (SHA-256) then near (MinHash LSH) dedup of a JSONL or Parquet input.",
+        "quality.dedup.cli:run",
+        "quality.dedup.cli:add_arguments",
     ),
 }
 # Commands with their own arguments (not the --input/--output stage pattern).
@@ -136,6 +142,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 str(args.dagster_port),
             ],
             cwd=root,
+            start_new_session=True,
         ),
         subprocess.Popen(
             [
@@ -151,8 +158,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 str(args.mlflow_port),
             ],
             cwd=root,
+            start_new_session=True,
         ),
     ]
+    # `kill` (SIGTERM) stops the UIs as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(
         f"Dagster UI: http://127.0.0.1:{args.dagster_port}\nMLflow UI:  http://127.0.0.1:{args.mlflow_port}\n(Ctrl-C stops both)",
         flush=True,
@@ -163,15 +173,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # Each UI forks workers (code servers, daemons, uvicorn workers): stop whole process groups.
         for process in processes:
-            if process.poll() is None:
-                process.terminate()
+            _signal_group(process, signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
