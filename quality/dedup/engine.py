@@ -1,0 +1,460 @@
+"""Exact and near deduplication of document rows on Spark.
+
+exact_dedup  groups rows by the SHA-256 of their content; in each group the keep policy
+             (`quality.dedup.keep`) picks one row, the others are rejected as `exact_duplicate`
+             with `cluster_id` = the shared sha256 and `kept_doc_id` = the survivor.
+
+near_dedup   1. signatures: MinHash over token 5-grams, computed per Arrow batch with numpy
+                (`quality.dedup.minhash`), one row per document with its band keys;
+             2. buckets: documents sharing a (band, key) are candidates. Each bucket links its
+                members to its smallest doc_id (a star: n - 1 edges, whatever the bucket size),
+                which gives the same components as linking all pairs. With `verify`, buckets up
+                to `bucket_cap` members are paired all-to-all and every pair's exact Jaccard on
+                its shingle sets must reach the threshold; bigger buckets are verified against
+                their smallest member only, and reported as capped;
+             3. components: large-star / small-star on Spark (`quality.dedup.components`);
+             4. keep: the same keep policy per component; the others are rejected as
+                `near_duplicate`. Every output row carries `cluster_id`, the smallest doc_id of
+                its component (its own doc_id when it has no near twin).
+
+Both functions return DataFrames for `quality.storage.write_stage`, plus facts for the manifest.
+Nothing depends on partitioning, core count or arrival order: cluster ids are minima, the keep
+policy is a total order, so reruns and different machines write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from quality.dedup import minhash
+from quality.dedup.components import connected_components
+from quality.dedup.config import DedupConfig
+from quality.dedup.keep import keep_order
+from quality.schema import REJECT_COLUMNS
+
+EXACT_STAGE = "exact_dedup"
+NEAR_STAGE = "near_dedup"
+
+# What the keep policy and the reject rows read from a document row.
+NEEDED_COLUMNS = (
+    "doc_id",
+    "content",
+    "sha256",
+    "stars",
+    "commit_date",
+    "licence",
+    "path",
+    "lang",
+    "size_bytes",
+)
+
+# Content handled per numpy pass inside one Arrow batch: bounds the Python worker's scratch memory.
+_SLICE_BYTES = 8 * 1024 * 1024
+
+SIGNATURE_SCHEMA = T.StructType(
+    [
+        T.StructField("doc_id", T.StringType(), False),
+        T.StructField("tokens", T.LongType(), False),
+        T.StructField("band_keys", T.ArrayType(T.LongType(), False), False),
+        T.StructField("signature", T.ArrayType(T.IntegerType(), False), False),
+        T.StructField("shingles", T.ArrayType(T.LongType(), False), True),
+    ]
+)
+_PAIR_SCHEMA = T.StructType(
+    [
+        T.StructField("a", T.StringType(), False),
+        T.StructField("b", T.StringType(), False),
+        T.StructField("jaccard", T.DoubleType(), False),
+    ]
+)
+
+
+class DedupInputError(ValueError):
+    """Input rows that cannot be deduplicated as given (a missing column, repeated doc_ids)."""
+
+
+@dataclass
+class DedupResult:
+    """Kept rows, reject rows (REJECT_SCHEMA) and facts for the manifest of one stage."""
+
+    stage: str
+    kept: DataFrame
+    rejected: DataFrame
+    rows_in: int
+    facts: dict[str, Any]
+    _cached: list[DataFrame] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        """Drop the cached intermediate tables (call after the outputs were written)."""
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+
+
+def require_columns(docs: DataFrame, stage: str, needed: tuple[str, ...] = NEEDED_COLUMNS) -> None:
+    missing = [name for name in needed if name not in docs.columns]
+    if missing:
+        raise DedupInputError(f"{stage}: input lacks column(s) {missing}; it has {docs.columns}")
+
+
+def _reject_rows(
+    frame: DataFrame, stage: str, reason: Column | str, detail, cluster_id, kept_doc_id
+) -> DataFrame:
+    return frame.select(
+        F.col("doc_id"),
+        F.lit(stage).alias("stage"),
+        (F.lit(reason) if isinstance(reason, str) else reason).alias("reason"),
+        detail.alias("detail"),
+        F.col("path").cast("string").alias("path"),
+        F.col("lang").cast("string").alias("lang"),
+        F.col("size_bytes").cast("long").alias("size_bytes"),
+        cluster_id.cast("string").alias("cluster_id"),
+        kept_doc_id.cast("string").alias("kept_doc_id"),
+    ).select(*REJECT_COLUMNS)
+
+
+def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
+    """Keep one row per distinct content (SHA-256); reject rows without content as well."""
+    require_columns(docs, EXACT_STAGE)
+    rows_in = docs.count()
+    slim = docs.select(
+        "doc_id",
+        "sha256",
+        "stars",
+        "commit_date",
+        "licence",
+        "path",
+        "lang",
+        "size_bytes",
+        F.col("content").isNull().alias("no_content"),
+        (F.length(F.trim(F.coalesce(F.col("content"), F.lit("")))) == 0).alias("blank"),
+    )
+    # Rows that cannot be compared: no content at all, or only whitespace.
+    unusable = _reject_rows(
+        slim.filter(F.col("no_content") | F.col("blank")),
+        EXACT_STAGE,
+        F.when(F.col("no_content"), F.lit("missing_content")).otherwise(F.lit("empty_content")),
+        F.when(F.col("no_content"), F.lit("content is null")).otherwise(
+            F.lit("content is empty or whitespace only")
+        ),
+        F.lit(None),
+        F.lit(None),
+    )
+    usable = slim.filter(~F.col("no_content") & ~F.col("blank"))
+    group = Window.partitionBy("sha256")
+    ranked = (
+        usable.withColumn("rank", F.row_number().over(group.orderBy(*keep_order(config.permissive_licences))))
+        .withColumn(
+            "kept_doc_id", F.first("doc_id").over(group.orderBy(*keep_order(config.permissive_licences)))
+        )
+        .withColumn("copies", F.count(F.lit(1)).over(group))
+    )
+    duplicates = _reject_rows(
+        ranked.filter(F.col("rank") > 1),
+        EXACT_STAGE,
+        "exact_duplicate",
+        F.format_string(
+            "identical content (sha256) to the kept doc; %d copies in this group", F.col("copies")
+        ),
+        F.col("sha256"),
+        F.col("kept_doc_id"),
+    )
+    rejected = duplicates.unionByName(unusable).persist(StorageLevel.MEMORY_AND_DISK)
+    summary = rejected.groupBy("reason").count().collect()
+    by_reason = {row["reason"]: int(row["count"]) for row in summary}
+    groups = (
+        ranked.filter(F.col("copies") > 1)
+        .agg(F.countDistinct("sha256").alias("groups"), F.max("copies").alias("largest"))
+        .collect()[0]
+    )
+    kept = docs.join(rejected.select("doc_id"), "doc_id", "left_anti").select(*docs.columns)
+    facts = {
+        "duplicate_groups": int(groups["groups"] or 0),
+        "largest_group": int(groups["largest"] or 1),
+        "rejected_by_reason": by_reason,
+        "keep_policy": "stars desc, commit_date desc, permissive licence, sha256, doc_id",
+    }
+    log(
+        f"exact_dedup: {rows_in} rows, {facts['duplicate_groups']} groups of identical content, "
+        f"{by_reason.get('exact_duplicate', 0)} duplicates removed, "
+        f"{by_reason.get('missing_content', 0) + by_reason.get('empty_content', 0)} rows without content rejected"
+    )
+    return DedupResult(EXACT_STAGE, kept, rejected, rows_in, facts, [rejected])
+
+
+@lru_cache(maxsize=8)
+def _arrow_schema(schema_json: str) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(T.StructType.fromJson(json.loads(schema_json)))
+
+
+def _list_array(values: np.ndarray, counts: np.ndarray) -> pa.Array:
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values))
+
+
+def signature_batches(config: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The Spark task body: (doc_id, content) batches to one SIGNATURE_SCHEMA row per document."""
+    lsh = config.lsh()
+    size, perms, seed, min_tokens, keep_sets = (
+        config.shingle_size,
+        config.num_perm,
+        config.seed,
+        config.min_tokens,
+        config.verify,
+    )
+    schema_json = SIGNATURE_SCHEMA.json()
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        schema = _arrow_schema(schema_json)
+        for batch in batches:
+            lengths = pc.fill_null(pc.binary_length(batch.column("content")), 0).to_numpy(
+                zero_copy_only=False
+            )
+            start = 0
+            while start < batch.num_rows:
+                # Slice so one pass holds at most ~_SLICE_BYTES of text (at least one document).
+                budget = np.cumsum(lengths[start:])
+                stop = start + max(1, int(np.searchsorted(budget, _SLICE_BYTES, side="right")))
+                yield _signature_slice(
+                    batch.slice(start, stop - start), schema, lsh, size, perms, seed, min_tokens, keep_sets
+                )
+                start = stop
+
+    return run
+
+
+def _signature_slice(batch, schema, lsh, size, perms, seed, min_tokens, keep_sets) -> pa.RecordBatch:
+    shingles = minhash.shingle_batch(batch.column("content"), size)
+    n = batch.num_rows
+    indexed = (shingles.tokens_per_doc >= min_tokens) & (np.bincount(shingles.doc_index, minlength=n) > 0)
+    signature = minhash.signatures(shingles, perms, seed)
+    keys = minhash.band_keys(signature, lsh.num_bands, lsh.rows_per_band)
+    band_counts = np.where(indexed, lsh.num_bands, 0)
+    sig_counts = np.where(indexed, perms, 0)
+    columns = [
+        batch.column("doc_id"),
+        pa.array(shingles.tokens_per_doc, pa.int64()),
+        _list_array(keys[indexed].ravel(), band_counts),
+        _list_array(signature[indexed].view(np.int32).ravel(), sig_counts),
+    ]
+    if keep_sets:
+        sets = minhash.unique_shingles(shingles)
+        kept_sets = [
+            s.view(np.int64) if ok else np.zeros(0, np.int64) for s, ok in zip(sets, indexed, strict=True)
+        ]
+        counts = np.array([len(s) for s in kept_sets], dtype=np.int64)
+        values = np.concatenate(kept_sets) if len(kept_sets) else np.zeros(0, np.int64)
+        columns.append(_list_array(values, counts))
+    else:
+        columns.append(pa.nulls(n, pa.list_(pa.int64())))
+    arrays = [
+        column.cast(f.type) if column.type != f.type else column
+        for column, f in zip(columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _verify_pairs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Exact Jaccard of each candidate pair from its two sorted shingle sets."""
+    for batch in batches:
+        left = batch.column("shingles_a")
+        right = batch.column("shingles_b")
+        scores = np.empty(batch.num_rows, dtype=np.float64)
+        for i in range(batch.num_rows):  # one numpy set intersection per pair
+            scores[i] = minhash.jaccard(left[i].values.to_numpy(), right[i].values.to_numpy())
+        yield pa.RecordBatch.from_arrays(
+            [batch.column("a"), batch.column("b"), pa.array(scores, pa.float64())],
+            names=["a", "b", "jaccard"],
+        )
+
+
+def _estimated_jaccard(num_perm: int) -> Column:
+    """Share of equal MinHash values between a row's signature and its kept twin's."""
+    agree = (
+        "aggregate(zip_with(signature, kept_signature, (x, y) -> IF(x = y, 1, 0)), 0, (acc, v) -> acc + v)"
+    )
+    return F.expr(agree) / F.lit(float(num_perm))
+
+
+def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
+    """Cluster near-duplicate documents (MinHash LSH + connected components) and keep one per cluster."""
+    require_columns(docs, NEAR_STAGE)
+    # This stage (re)assigns cluster ids; an input that already carries some gets fresh ones.
+    source = docs.drop("cluster_id") if "cluster_id" in docs.columns else docs
+    lsh = config.lsh()
+    log(lsh.explain())
+    cached: list[DataFrame] = []
+    rows_in = source.count()
+
+    signatures = source.select("doc_id", "content").mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
+    signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(signatures)
+    indexed_docs = signatures.filter(F.size("band_keys") > 0).count()
+
+    members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
+    buckets = (
+        members.groupBy("band", "key")
+        .agg(F.count(F.lit(1)).alias("size"), F.min("doc_id").alias("anchor"))
+        .filter(F.col("size") >= 2)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(buckets)
+    bucket_facts = buckets.agg(
+        F.count(F.lit(1)).alias("buckets"),
+        F.coalesce(F.max("size"), F.lit(0)).alias("largest"),
+        F.sum(F.when(F.col("size") > config.bucket_cap, 1).otherwise(0)).alias("capped"),
+        F.sum(F.when(F.col("size") > config.bucket_cap, F.col("size")).otherwise(0)).alias("capped_members"),
+    ).collect()[0]
+
+    joined = members.join(buckets, ["band", "key"])
+    star_edges = joined.filter(F.col("doc_id") != F.col("anchor")).select(
+        F.col("anchor").alias("a"), F.col("doc_id").alias("b")
+    )
+    verify_facts: dict[str, Any] = {}
+    if config.verify:
+        small = joined.filter(F.col("size") <= config.bucket_cap).select("band", "key", "doc_id")
+        all_pairs = (
+            small.alias("x")
+            .join(small.alias("y"), ["band", "key"])
+            .filter(F.col("x.doc_id") < F.col("y.doc_id"))
+            .select(F.col("x.doc_id").alias("a"), F.col("y.doc_id").alias("b"))
+        )
+        capped_star = joined.filter(
+            (F.col("size") > config.bucket_cap) & (F.col("doc_id") != F.col("anchor"))
+        ).select(F.col("anchor").alias("a"), F.col("doc_id").alias("b"))
+        pairs = all_pairs.unionByName(capped_star).distinct()
+        sets = signatures.select("doc_id", "shingles")
+        scored = (
+            pairs.join(sets.withColumnRenamed("doc_id", "a").withColumnRenamed("shingles", "shingles_a"), "a")
+            .join(sets.withColumnRenamed("doc_id", "b").withColumnRenamed("shingles", "shingles_b"), "b")
+            .select("a", "b", "shingles_a", "shingles_b")
+            .mapInArrow(_verify_pairs, _PAIR_SCHEMA)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        cached.append(scored)
+        threshold = config.effective_verify_threshold
+        counts = scored.agg(
+            F.count(F.lit(1)).alias("pairs"),
+            F.sum(F.when(F.col("jaccard") >= threshold, 1).otherwise(0)).alias("passed"),
+        ).collect()[0]
+        verify_facts = {
+            "verify_threshold": threshold,
+            "candidate_pairs_verified": int(counts["pairs"]),
+            "candidate_pairs_passed": int(counts["passed"] or 0),
+        }
+        edges = scored.filter(F.col("jaccard") >= threshold).select("a", "b")
+    else:
+        edges = star_edges
+
+    components = connected_components(edges, max_rounds=config.max_iterations)
+    labels = components.labels.withColumnRenamed("node", "doc_id").withColumnRenamed("root", "cluster_id")
+    attributes = source.select("doc_id", "stars", "commit_date", "licence", "sha256")
+    order = keep_order(config.permissive_licences)
+    cluster = Window.partitionBy("cluster_id")
+    clustered = (
+        labels.join(attributes, "doc_id")
+        .withColumn("rank", F.row_number().over(cluster.orderBy(*order)))
+        .withColumn("kept_doc_id", F.first("doc_id").over(cluster.orderBy(*order)))
+        .withColumn("cluster_size", F.count(F.lit(1)).over(cluster))
+        .select("doc_id", "cluster_id", "rank", "kept_doc_id", "cluster_size")
+    )
+    decisions = (
+        signatures.select("doc_id")
+        .join(clustered, "doc_id", "left")
+        .select(
+            "doc_id",
+            F.coalesce("cluster_id", "doc_id").alias("cluster_id"),
+            F.coalesce(F.col("rank") == 1, F.lit(True)).alias("is_kept"),
+            "kept_doc_id",
+            F.coalesce("cluster_size", F.lit(1)).alias("cluster_size"),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(decisions)
+    removed = decisions.filter(~F.col("is_kept"))
+    twin_signature = signatures.select(
+        F.col("doc_id").alias("kept_doc_id"), F.col("signature").alias("kept_signature")
+    )
+    with_estimate = (
+        removed.join(signatures.select("doc_id", "signature"), "doc_id")
+        .join(twin_signature, "kept_doc_id")
+        .join(source.select("doc_id", "path", "lang", "size_bytes"), "doc_id")
+        .withColumn("estimate", _estimated_jaccard(config.num_perm))
+    )
+    rejected = _reject_rows(
+        with_estimate,
+        NEAR_STAGE,
+        "near_duplicate",
+        F.format_string(
+            "near duplicate of the kept doc (MinHash Jaccard estimate %.3f); cluster of %d docs",
+            F.col("estimate"),
+            F.col("cluster_size"),
+        ),
+        F.col("cluster_id"),
+        F.col("kept_doc_id"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(rejected)
+    kept = source.join(decisions.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
+        *source.columns, "cluster_id"
+    )
+
+    summary = decisions.agg(
+        F.sum(F.when(~F.col("is_kept"), 1).otherwise(0)).alias("removed"),
+        F.countDistinct(F.when(F.col("cluster_size") > 1, F.col("cluster_id"))).alias("clusters"),
+        F.sum(F.when(F.col("cluster_size") > 1, 1).otherwise(0)).alias("clustered_docs"),
+        F.max("cluster_size").alias("largest_cluster"),
+    ).collect()[0]
+    facts = {
+        "lsh": {
+            "num_perm": lsh.num_perm,
+            "num_bands": lsh.num_bands,
+            "rows_per_band": lsh.rows_per_band,
+            "threshold": lsh.threshold,
+            "derived": lsh.derived,
+            "s_curve_midpoint": round(lsh.s_curve_midpoint, 4),
+            "explanation": lsh.explain(),
+        },
+        "s_curve": lsh.s_curve(21),
+        "shingle_size": config.shingle_size,
+        "seed": config.seed,
+        "docs_indexed": indexed_docs,
+        "docs_below_min_tokens": rows_in - indexed_docs,
+        "candidate_buckets": int(bucket_facts["buckets"]),
+        "largest_bucket": int(bucket_facts["largest"]),
+        "capped_buckets": int(bucket_facts["capped"] or 0),
+        "capped_bucket_members": int(bucket_facts["capped_members"] or 0),
+        "bucket_cap": config.bucket_cap,
+        "bucket_cap_applies": (
+            "verification pairs: buckets above the cap are verified member-to-smallest-doc_id only"
+            if config.verify
+            else "nothing: without verification every bucket is linked as a star (n - 1 edges)"
+        ),
+        "graph_edges": components.edges_in,
+        "component_rounds": components.rounds,
+        "near_clusters": int(summary["clusters"] or 0),
+        "docs_in_near_clusters": int(summary["clustered_docs"] or 0),
+        "largest_cluster": int(summary["largest_cluster"] or 1),
+        "near_duplicates_removed": int(summary["removed"] or 0),
+        **verify_facts,
+    }
+    log(
+        f"near_dedup: {rows_in} rows ({indexed_docs} indexed), {facts['candidate_buckets']} candidate buckets "
+        f"(largest {facts['largest_bucket']}, {facts['capped_buckets']} over the cap of {config.bucket_cap}), "
+        f"{facts['graph_edges']} edges, {components.rounds} component rounds, {facts['near_clusters']} clusters, "
+        f"{facts['near_duplicates_removed']} near duplicates removed"
+    )
+    return DedupResult(NEAR_STAGE, kept, rejected, rows_in, facts, cached)
