@@ -6,16 +6,18 @@ language profile `extends` another and adds, overrides or disables rules. Nothin
 code: comparisons are a closed set of operators, so a profile cannot run anything.
 
 The same profiles are applied two ways that must agree (a test checks they do):
-* `decision_columns`: Spark column expressions, so the filter over a corpus is one projection
-  in the JVM with no Python worker at all;
+* `decide_batch`: per Arrow batch of the narrow signals table, one vectorised comparison per rule
+  (this is what Spark runs, in `mapInArrow`; only the rows a rule fires on are touched in Python).
+  It is not a Spark SQL expression on purpose: ~400 CASE WHENs overflow Spark's 64 KB generated
+  method limit and fall back to interpretation with a wall of compiler errors in the log.
 * `ProfileSet.fired_rules`: plain Python over one signals dict, for tests, benchmarks and notebooks.
 
 OpenCoder's random drops (`drop_probability`) are decided by `drop_unit(doc_id, rule, seed)`, a
 number in [0, 1) from SHA-256 of the three: the same documents go on every run and machine.
 
-A rejected row's `reason` is the first rule that fired in profile order; `detail` names every rule
-that fired with the signal value and threshold, e.g.
-`long_lines_max: max_line_length=5120 > 1000; alpha_fraction: frac_alpha=0.12 < 0.25`.
+A rejected row's `reason` is the first rule that fired in profile order; `detail` names the
+profile and every rule that fired with the signal value and threshold, e.g.
+`profile javascript: long_lines_max: max_line_length=5120 > 1000; alpha_fraction: frac_alpha=0.12 < 0.25`.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from quality.recipe import RecipeError
 from quality.schema import REJECT_COLUMNS
@@ -129,12 +136,6 @@ def drop_unit(doc_id: str, rule: str, seed: int) -> float:
     """A number in [0, 1) fixed by (seed, rule, doc_id): the probabilistic drops' coin."""
     digest = hashlib.sha256(f"{seed}:{rule}:{doc_id}".encode()).hexdigest()
     return int(digest[:13], 16) / 16**13
-
-
-def drop_unit_column(doc_id: Column, rule: str, seed: int) -> Column:
-    """`drop_unit` as a Spark expression (same bits: SHA-256, first 13 hex digits)."""
-    digest = F.sha2(F.concat(F.lit(f"{seed}:{rule}:"), doc_id), 256)
-    return F.conv(F.substring(digest, 1, 13), 16, 10).cast("double") / float(16**13)
 
 
 def _parse_rule(name: str, spec: Any, where: str) -> Rule:
@@ -313,72 +314,112 @@ def load_profiles(config: FilterConfig | None = None) -> ProfileSet:
     return ProfileSet(profiles, seed=config.seed)
 
 
-# ---- Spark evaluation ------------------------------------------------------------------------
-def _condition(rule: Rule) -> Column:
-    column = F.col(rule.signal)
+# ---- Batch evaluation (Arrow), as Spark runs it ------------------------------------------------
+_COMPARE = {
+    "gt": pc.greater,
+    "ge": pc.greater_equal,
+    "lt": pc.less,
+    "le": pc.less_equal,
+    "eq": pc.equal,
+    "ne": pc.not_equal,
+}
+
+
+def _rule_mask(rule: Rule, column: pa.Array) -> np.ndarray:
+    """Rows of `column` where the rule's comparison holds (nulls: False, bar is_set)."""
     if rule.op == "is_set":
-        return column.isNotNull() if rule.value else column.isNull()
-    if rule.op == "outside":
-        condition = (column < F.lit(rule.value[0])) | (column > F.lit(rule.value[1]))
+        valid = pc.is_valid(column)
+        mask = valid if rule.value else pc.invert(valid)
+    elif rule.op == "outside":
+        mask = pc.or_(pc.less(column, rule.value[0]), pc.greater(column, rule.value[1]))
     else:
-        value = F.lit(rule.value)
-        condition = {
-            "gt": lambda: column > value,
-            "ge": lambda: column >= value,
-            "lt": lambda: column < value,
-            "le": lambda: column <= value,
-            "eq": lambda: column == value,
-            "ne": lambda: column != value,
-        }[rule.op]()
-    return F.coalesce(condition, F.lit(False))
+        mask = _COMPARE[rule.op](column, rule.value)
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
-def _value_text(rule: Rule) -> Column:
-    column = F.col(rule.signal)
-    kind = SIGNALS[rule.signal][0] if rule.signal in SIGNALS else None
-    if kind is not None and str(kind) == "double":
-        return F.coalesce(F.round(column, 4).cast("string"), F.lit("null"))
-    if rule.op == "is_set":
-        return F.coalesce(F.substring(column.cast("string"), 1, 120), F.lit("null"))
-    return F.coalesce(F.lower(column.cast("string")), F.lit("null"))
+def _format_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value[:120]
+    return str(value)
 
 
-def profile_column(profiles: ProfileSet, lang: Column) -> Column:
-    """The name of the profile judging each row."""
-    lowered = F.lower(lang)
-    expression = F.lit(profiles.fallback)
-    for language, name in sorted(profiles.by_language.items()):
-        expression = F.when(lowered == F.lit(language), F.lit(name)).otherwise(expression)
-    return expression
-
-
-def decision_columns(profiles: ProfileSet) -> tuple[Column, Column]:
-    """(reason, detail) Spark expressions over a frame with doc_id, lang, `_profile` and signals:
-    reason is null when no rule fires."""
-    fired: list[tuple[Column, Rule]] = []
+def decide_batch(batch: pa.RecordBatch, profiles: ProfileSet) -> pa.RecordBatch:
+    """(doc_id, profile, reason, detail) for a batch of signal rows: each rule is one vectorised
+    comparison over the batch; only the rows a rule fires on are touched in Python."""
+    n = batch.num_rows
+    langs = [(lang or "").lower() for lang in batch.column("lang").to_pylist()]
+    profile_names = np.array([profiles.profile_for(lang).name for lang in langs], dtype=object)
+    doc_ids = batch.column("doc_id").to_pylist()
+    fired: list[list[tuple[Rule, int]]] = [[] for _ in range(n)]
     for profile in profiles.profiles.values():
+        in_profile = profile_names == profile.name
+        if not in_profile.any():
+            continue
         for rule in profile.rules:
-            condition = (F.col("_profile") == F.lit(profile.name)) & _condition(rule)
-            if rule.only:
-                condition = condition & F.lower(F.col("lang")).isin(list(rule.only))
-            if rule.drop_probability < 1.0:
-                condition = condition & (
-                    drop_unit_column(F.col("doc_id"), rule.name, profiles.seed) < rule.drop_probability
-                )
-            fired.append((condition, rule))
-    if not fired:
-        return F.lit(None).cast("string"), F.lit(None).cast("string")
-    reason = F.coalesce(*[F.when(condition, F.lit(rule.name)) for condition, rule in fired])
-    pieces = []
-    for condition, rule in fired:
-        suffix = f" {rule.threshold_text()}" + (
-            f" (p={rule.drop_probability:g})" if rule.drop_probability < 1 else ""
-        )
-        text = F.concat(F.lit(f"{rule.name}: {rule.signal}="), _value_text(rule), F.lit(suffix))
-        pieces.append(F.when(condition, text))
-    # concat_ws skips nulls: only the rules that fired appear.
-    detail = F.concat_ws("; ", *pieces)
-    return reason, detail
+            mask = _rule_mask(rule, batch.column(rule.signal)) & in_profile
+            for row in np.flatnonzero(mask):
+                if rule.only and langs[row] not in rule.only:
+                    continue
+                if (
+                    rule.drop_probability < 1.0
+                    and drop_unit(doc_ids[row], rule.name, profiles.seed) >= rule.drop_probability
+                ):
+                    continue
+                fired[row].append((rule, row))
+    reasons, details = [], []
+    for row, hits in enumerate(fired):
+        if not hits:
+            reasons.append(None)
+            details.append(None)
+            continue
+        # Rules run profile by profile, so hits are already in profile order.
+        reasons.append(hits[0][0].name)
+        pieces = []
+        for rule, _ in hits:
+            observed = batch.column(rule.signal)[row].as_py()
+            chance = f" (p={rule.drop_probability:g})" if rule.drop_probability < 1 else ""
+            pieces.append(
+                f"{rule.name}: {rule.signal}={_format_value(observed)} {rule.threshold_text()}{chance}"
+            )
+        details.append(f"profile {profile_names[row]}: " + "; ".join(pieces))
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column("doc_id"),
+            pa.array(profile_names.tolist(), pa.string()),
+            pa.array(reasons, pa.string()),
+            pa.array(details, pa.string()),
+        ],
+        names=["doc_id", "profile", "reason", "detail"],
+    )
+
+
+DECISION_SCHEMA = T.StructType(
+    [
+        T.StructField("doc_id", T.StringType(), False),
+        T.StructField("profile", T.StringType(), True),
+        T.StructField("reason", T.StringType(), True),
+        T.StructField("detail", T.StringType(), True),
+    ]
+)
+
+
+def decisions(signals: DataFrame, profiles: ProfileSet) -> DataFrame:
+    """(doc_id, profile, reason, detail) for every row of a signals table; reason null = keep."""
+    needed = sorted(
+        {"doc_id", "lang"} | {rule.signal for p in profiles.profiles.values() for rule in p.rules}
+    )
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield decide_batch(batch, profiles)
+
+    return signals.select(*needed).mapInArrow(run, DECISION_SCHEMA)
 
 
 def apply_filters(
@@ -386,23 +427,22 @@ def apply_filters(
 ) -> tuple[DataFrame, DataFrame]:
     """(kept documents with their own columns, reject rows) of `documents` judged by `signals`.
 
-    A document without a signals row is rejected as `missing_signals` rather than kept unjudged."""
-    signal_columns = [c for c in signals.columns if c not in ("lang", "size_bytes")]
-    renamed = signals.select(
-        *[F.col(c).alias(c) for c in signal_columns],
-        F.col("size_bytes").alias("_signal_size_bytes"),
-        F.lit(True).alias("_has_signals"),
+    Decisions are made on the narrow signals table and joined to the documents by doc_id, so the
+    content is read once and never passes through Python. A document without a signals row is
+    rejected as `missing_signals` rather than kept unjudged."""
+    verdicts = decisions(signals, profiles).select(
+        "doc_id",
+        F.col("reason").alias("_reason"),
+        F.col("detail").alias("_detail"),
+        F.lit(True).alias("_judged"),
     )
-    joined = documents.join(renamed, on="doc_id", how="left")
-    # Rules on size_bytes read the document's own column (identical to the signals' copy).
-    reason, detail = decision_columns(profiles)
-    judged = joined.withColumn("_profile", profile_column(profiles, F.col("lang")))
+    judged = documents.join(verdicts, on="doc_id", how="left")
     judged = judged.withColumn(
-        "_reason", F.when(F.col("_has_signals").isNull(), F.lit("missing_signals")).otherwise(reason)
+        "_reason", F.when(F.col("_judged").isNull(), F.lit("missing_signals")).otherwise(F.col("_reason"))
     ).withColumn(
         "_detail",
-        F.when(F.col("_has_signals").isNull(), F.lit("no row for this doc_id in quality_signals")).otherwise(
-            F.concat(F.lit("profile "), F.col("_profile"), F.lit(": "), detail)
+        F.when(F.col("_judged").isNull(), F.lit("no row for this doc_id in quality_signals")).otherwise(
+            F.col("_detail")
         ),
     )
     kept = judged.filter(F.col("_reason").isNull()).select(*documents.columns)
