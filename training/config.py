@@ -335,6 +335,9 @@ class TrainConfig:
     """`auto`: bf16 autocast on GPU, fp32 on CPU."""
     compile: bool = False
     """Wrap the model in torch.compile (worth it on GPU for long runs)."""
+    cpu_threads: int = 0
+    """CPU runs: torch intra-op threads; 0 keeps torch's default (one per core). On a machine
+    shared with other jobs, 1 avoids OpenMP threads spinning against each other."""
     checkpoint_every: int = 50
     """Save the full state (model, optimizer, RNG) every this many steps; a killed run resumes from it."""
     keep_checkpoints: int = 2
@@ -411,8 +414,15 @@ class RunConfig:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return from_dict(RunConfig, data, str(path))
+    """A run config from a local file or an fsspec URL (a pod in object-store mode reads s3://)."""
+    if "://" in str(path):
+        import fsspec
+
+        with fsspec.open(str(path), "r", encoding="utf-8") as handle:
+            text = handle.read()
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return from_dict(RunConfig, yaml.safe_load(text) or {}, str(path))
 
 
 def dump_run_config(config: RunConfig, path: str | Path) -> None:

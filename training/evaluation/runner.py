@@ -1,0 +1,117 @@
+"""Generate completions for a benchmark, execute them in the sandbox, and write the results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from training.evaluation.execution import SampleResult, execute_samples, summarize, write_results
+from training.evaluation.generation import Backend, GenerationConfig, extract_code
+from training.evaluation.problems import Problem, load_benchmark, select
+from training.sandbox import Sandbox, SandboxConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_prompts(
+    backend: Backend, problems: dict[str, Problem], prompt_style: str
+) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The prompt and stop list for each problem, in the problems' order."""
+    if prompt_style == "completion":
+        return [p.prompt for p in problems.values()], [p.stop for p in problems.values()]
+    if prompt_style == "chat":
+        chat = getattr(backend, "chat_prompt", None)
+        if chat is None:
+            raise ValueError(f"backend {backend.name} has no chat template; use prompt_style=completion")
+        # A chat reply ends with the end-of-turn token; no code-level stop would be safe inside Markdown.
+        return [chat(p.instruction) for p in problems.values()], [() for _ in problems]
+    raise ValueError(f"unknown prompt_style {prompt_style!r}")
+
+
+def completion_from_reply(problem: Problem, reply: str, prompt_style: str) -> str:
+    """What goes into the program. A chat reply's code block is a complete function (or a body):
+    after the HumanEval prompt on a new line, a complete function redefines the stub, a body
+    continues it; for MBPP the code is the solution."""
+    if prompt_style == "completion":
+        return reply
+    code = extract_code(reply)
+    return "\n" + code if problem.completion_continues_prompt else code
+
+
+def generate_samples(
+    backend: Backend,
+    problems: dict[str, Problem],
+    generation: GenerationConfig,
+    prompt_style: str = "completion",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """`generation.n` samples per problem as HumanEval-format rows (task_id, completion, raw)."""
+    prompts, stops = build_prompts(backend, problems, prompt_style)
+    replies = backend.generate(prompts, stops, generation, progress)
+    samples = []
+    for problem, texts in zip(problems.values(), replies, strict=True):
+        for text in texts:
+            samples.append(
+                {
+                    "task_id": problem.task_id,
+                    "completion": completion_from_reply(problem, text, prompt_style),
+                    "raw": text,
+                }
+            )
+    return samples
+
+
+def run_benchmark(
+    backend: Backend,
+    benchmark: str,
+    *,
+    generation: GenerationConfig,
+    limit: int | None = None,
+    timeout_s: float = 3.0,
+    prompt_style: str = "completion",
+    sandbox: Sandbox | None = None,
+    sandbox_workers: int = 0,
+    out_dir: str | Path | None = None,
+    log_every: int = 8,
+) -> tuple[list[SampleResult], dict[str, Any]]:
+    """Generate, execute and summarize one benchmark; writes results.jsonl and summary.json to
+    `out_dir` when given. The summary records timings and the sandbox's isolation report."""
+    problems = select(load_benchmark(benchmark), limit)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % log_every == 0:
+            log.info(
+                "%s: generated %d/%d prompts (%.0fs)", benchmark, done, total, time.monotonic() - started
+            )
+
+    samples = generate_samples(backend, problems, generation, prompt_style, progress)
+    generated = time.monotonic()
+    own_sandbox = sandbox is None
+    box = sandbox or Sandbox(SandboxConfig(timeout_s=timeout_s, workers=sandbox_workers))
+    try:
+        results = execute_samples(samples, problems, sandbox=box, timeout_s=timeout_s)
+        isolation = box.isolation
+    finally:
+        if own_sandbox:
+            box.close()
+    executed = time.monotonic()
+    summary = {
+        "benchmark": benchmark,
+        "backend": backend.name,
+        "prompt_style": prompt_style,
+        "limit": limit,
+        "generation": asdict(generation),
+        "timeout_s": timeout_s,
+        **summarize(results, problems),
+        "generation_seconds": round(generated - started, 2),
+        "execution_seconds": round(executed - generated, 2),
+        "sandbox_isolation": isolation,
+    }
+    if out_dir is not None:
+        write_results(out_dir, results, summary)
+    return results, summary
