@@ -34,9 +34,20 @@ STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "quality.dedup.cli:run",
         "quality.dedup.cli:add_arguments",
     ),
+    "tokenize": (
+        "Train the BPE (or take --tokenizer) and write FIM-ed, packed token shards.",
+        "training.commands:tokenize",
+        "training.commands:tokenize_arguments",
+    ),
 }
 # Commands with their own arguments (not the --input/--output stage pattern).
-OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {}
+OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "train": (
+        "Train (or resume) a model from a run config: python -m training.entrypoint.",
+        "training.commands:train",
+        "training.commands:train_arguments",
+    ),
+}
 
 
 def _resolve(ref: str):

@@ -70,34 +70,43 @@ class InputStage:
     name: str
     data_dir: str
     weight: float = 1.0
+    require_manifest: bool = True
 
 
-def stage_files(data_dir: str) -> list[str]:
-    """The Parquet parts of a complete stage output, sorted by name (refuses a half-written one)."""
+def stage_files(data_dir: str, require_manifest: bool = True) -> list[str]:
+    """The Parquet parts of a complete stage output, sorted by name (refuses a half-written one).
+
+    With `require_manifest=False` (the CLI on arbitrary Parquet) any folder of Parquet files, or a
+    single Parquet file, is accepted.
+    """
     fs, path = fsspec.core.url_to_fs(data_dir)
-    if not fs.exists(f"{path}/{MANIFEST}"):
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if not require_manifest and fs.isfile(path):
+        return [data_dir]
+    if require_manifest and not fs.exists(f"{path}/{MANIFEST}"):
         raise ShardInputError(f"{data_dir} has no {MANIFEST}: the stage is not materialized")
     files = sorted(fs.glob(f"{path}/*.parquet"))
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if not files and not require_manifest:
+        raise ShardInputError(f"{data_dir} holds no Parquet files")
     return files if protocol in ("file", "local") else [f"{protocol}://{f}" for f in files]
 
 
 def resolve_inputs(
-    mix: MixConfig, stage_dirs: dict[str, str], warn=print
+    mix: MixConfig, stage_dirs: dict[str, str], warn=print, require_manifest: bool = True
 ) -> tuple[list[InputStage], list[str]]:
     """The mix's stages that exist, with weights; and the optional ones skipped as missing."""
     found, missing = [], []
     for name in mix.inputs:
         directory = stage_dirs[name]
         try:
-            stage_files(directory)
+            stage_files(directory, require_manifest)
         except ShardInputError:
             if name in mix.optional_inputs:
                 warn(f"input stage {name!r} has no output yet; it is optional and skipped")
                 missing.append(name)
                 continue
             raise
-        found.append(InputStage(name, directory, float(mix.weights.get(name, 1.0))))
+        found.append(InputStage(name, directory, float(mix.weights.get(name, 1.0)), require_manifest))
     if not found:
         raise ShardInputError(f"none of the inputs {list(mix.inputs)} has an output")
     return found, missing
@@ -127,7 +136,7 @@ def iter_texts(stages: list[InputStage], max_bytes: int, batch_rows: int = 1024)
     """Document contents in input order until `max_bytes` UTF-8 bytes: the BPE training sample."""
     taken = 0
     for stage in stages:
-        for file in stage_files(stage.data_dir):
+        for file in stage_files(stage.data_dir, stage.require_manifest):
             with _open(file) as handle:
                 for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=["content"]):
                     for text in batch.column(0).to_pylist():
@@ -166,7 +175,7 @@ def plan_shards(stages: list[InputStage], docs_per_shard: int) -> list[ShardTask
     current: list[Slice] = []
     room = docs_per_shard
     for stage in stages:
-        for file in stage_files(stage.data_dir):
+        for file in stage_files(stage.data_dir, stage.require_manifest):
             with _open(file) as handle:
                 rows = pq.ParquetFile(handle).metadata.num_rows
             start = 0
@@ -511,6 +520,7 @@ def write_token_shards(
     tokenizer_dir: str,
     output_dir: str,
     log=print,
+    require_manifest: bool = True,
 ) -> dict[str, Any]:
     """The token_shards stage: the main mix into `output_dir/main`, the anneal mix (if configured)
     into `output_dir/anneal`, then `output_dir/_manifest.json` summarizing both."""
@@ -522,7 +532,7 @@ def write_token_shards(
         fs.rm(f"{root}/{MANIFEST}")
     sets: dict[str, Any] = {}
     for name, mix in mixes.items():
-        stages, missing = resolve_inputs(mix, stage_dirs, warn=log)
+        stages, missing = resolve_inputs(mix, stage_dirs, warn=log, require_manifest=require_manifest)
         settings = SampleSettings.from_config(config, mix)
         manifest = build_shard_set(
             stages,
@@ -634,7 +644,8 @@ def check_shard_set(
         tokenizer = load_tokenizer(tokenizer_dir)
         ids = fim.SpecialIds.from_mapping(manifest["special_ids"])
         first = manifest["inputs"][0]
-        documents = _read_rows(stage_files(first["data_dir"])[0], 0, samples)["content"]
+        files = stage_files(first["data_dir"], first.get("require_manifest", True))
+        documents = _read_rows(files[0], 0, samples)["content"]
         stream = np.asarray(reader._maps[0]).reshape(-1)
         stream = stream[stream != reader.pad_id]
         ends = np.flatnonzero(stream == reader.eos_id)[: len(documents)]
