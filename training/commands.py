@@ -72,14 +72,25 @@ def tokenize(args: argparse.Namespace) -> int:
         output_dir=f"{root}/data/token_shards",
         require_manifest=require_manifest,
     )
-    print(json.dumps({k: summary[k] for k in ("tokens", "documents", "rows", "fim_share", "spm_share", "dtype")}))
-    print(f"  shards: {root}/data/token_shards/main" + (" and .../anneal" if "anneal" in summary["sets"] else ""))
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("tokens", "documents", "rows", "fim_share", "spm_share", "dtype")}
+        )
+    )
+    print(
+        f"  shards: {root}/data/token_shards/main"
+        + (" and .../anneal" if "anneal" in summary["sets"] else "")
+    )
     return 0
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="Run config YAML (see training/presets/run-example.yaml).")
-    parser.add_argument("--stop-after-steps", type=int, default=None, help="Stop after N more steps (resumable).")
+    parser.add_argument(
+        "--config", required=True, help="Run config YAML (see training/presets/run-example.yaml)."
+    )
+    parser.add_argument(
+        "--stop-after-steps", type=int, default=None, help="Stop after N more steps (resumable)."
+    )
 
 
 def train(args: argparse.Namespace) -> int:

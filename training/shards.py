@@ -591,6 +591,12 @@ class ShardReader:
         self.row_len = int(index["row_len"])
         self.dtype = np.dtype(index["dtype"])
         self.shards = [s for s in index["shards"] if s["rows"] > 0]
+        for shard in self.shards:
+            size = (folder / shard["file"]).stat().st_size
+            if size != shard["rows"] * self.row_len * self.dtype.itemsize:
+                raise ShardInputError(
+                    f"{folder / shard['file']}: {size} bytes, the index says {shard['rows']} rows"
+                )
         self._maps = [
             np.memmap(folder / s["file"], dtype=self.dtype, mode="r", shape=(s["rows"], self.row_len))
             for s in self.shards
@@ -627,13 +633,12 @@ def check_shard_set(
     """
     from training.tokenizer import load_tokenizer
 
-    reader = ShardReader(folder)
+    try:
+        reader = ShardReader(folder)
+    except (ShardInputError, FileNotFoundError) as error:
+        return [str(error)], {}
     manifest = reader.manifest
     problems: list[str] = []
-    for shard in reader.shards:
-        size = (reader.folder / shard["file"]).stat().st_size
-        if size != shard["rows"] * reader.row_len * reader.dtype.itemsize:
-            problems.append(f"{shard['file']}: {size} bytes for {shard['rows']} rows")
     if len(reader) != manifest["rows"]:
         problems.append(f"index lists {len(reader)} rows, manifest {manifest['rows']}")
     if not manifest["documents_conserved"]:
