@@ -51,6 +51,16 @@ OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "training.commands:train",
         "training.commands:train_arguments",
     ),
+    "eval": (
+        "Execute HumanEval/MBPP samples (or generate them with a model) in the sandbox; pass@k.",
+        "training.evaluation.cli:run_eval",
+        "training.evaluation.cli:eval_arguments",
+    ),
+    "compare": (
+        "Table and plot of an experiment's runs: data settings, model, loss, pass@1.",
+        "training.evaluation.cli:run_compare",
+        "training.evaluation.cli:compare_arguments",
+    ),
 }
 
 
