@@ -7,7 +7,6 @@ and MLflow. The number of rounds comes from the recipe (`web.recall.rounds`, def
 code location loads.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
