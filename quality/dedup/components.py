@@ -68,40 +68,40 @@ def small_star(edges: DataFrame) -> DataFrame:
     return _normalise(relinked.unionByName(own))
 
 
-def _is_star_forest(edges: DataFrame) -> bool:
-    """Converged when every b has exactly one a and no a is itself some b: stars around minima."""
+def _star_forest_check(edges: DataFrame) -> tuple[bool, int]:
+    """(is every component a star around its minimum, number of edges), in one pass.
+
+    A star forest with minimum centres: every b has exactly one a, and no a is itself some b.
+    """
     roles = edges.select(
         F.col("b").alias("node"), F.lit(1).alias("as_leaf"), F.lit(0).alias("as_centre")
     ).unionByName(
         edges.select(F.col("a").alias("node"), F.lit(0).alias("as_leaf"), F.lit(1).alias("as_centre"))
     )
     per_node = roles.groupBy("node").agg(F.sum("as_leaf").alias("leaf"), F.max("as_centre").alias("centre"))
-    return (
-        per_node.filter((F.col("leaf") > 1) | ((F.col("leaf") >= 1) & (F.col("centre") == 1)))
-        .limit(1)
-        .count()
-        == 0
-    )
+    bad = (F.col("leaf") > 1) | ((F.col("leaf") >= 1) & (F.col("centre") == 1))
+    # Each edge has exactly one leaf end, so the leaf counts add up to the edge count.
+    facts = per_node.agg(
+        F.coalesce(F.sum(F.when(bad, 1).otherwise(0)), F.lit(0)).alias("bad"),
+        F.coalesce(F.sum("leaf"), F.lit(0)).alias("edges"),
+    ).collect()[0]
+    return int(facts["bad"]) == 0, int(facts["edges"])
 
 
 def connected_components(edges: DataFrame, *, max_rounds: int = 60) -> Components:
     """Label every node of an undirected graph given as columns (a, b) with its component's minimum."""
-    current = _normalise(edges.select(F.col("a").cast("string"), F.col("b").cast("string"))).localCheckpoint(
-        eager=True
-    )
-    edges_in = current.count()
+    current = _normalise(edges.select(F.col("a").cast("string"), F.col("b").cast("string")))
+    current = current.localCheckpoint(eager=True)
+    # LSH links bucket members to the bucket minimum, so the input is often a star forest already.
+    converged, edges_in = _star_forest_check(current)
     rounds = 0
-    if edges_in:
-        while True:
-            if rounds >= max_rounds:
-                raise ComponentsDidNotConverge(
-                    f"connected components did not converge in {max_rounds} rounds"
-                )
-            rounds += 1
-            current = large_star(current).localCheckpoint(eager=True)
-            current = small_star(current).localCheckpoint(eager=True)
-            if _is_star_forest(current):
-                break
+    while not converged:
+        if rounds >= max_rounds:
+            raise ComponentsDidNotConverge(f"connected components did not converge in {max_rounds} rounds")
+        rounds += 1
+        current = large_star(current).localCheckpoint(eager=True)
+        current = small_star(current).localCheckpoint(eager=True)
+        converged, _ = _star_forest_check(current)
     labels = (
         current.select(F.col("b").alias("node"), F.col("a").alias("root"))
         .unionByName(current.select(F.col("a").alias("node"), F.col("a").alias("root")))

@@ -128,41 +128,43 @@ def _reject_rows(
 def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
     """Keep one row per distinct content (SHA-256); reject rows without content as well."""
     require_columns(docs, EXACT_STAGE)
-    rows_in = docs.count()
-    slim = docs.select(
-        "doc_id",
-        "sha256",
-        "stars",
-        "commit_date",
-        "licence",
-        "path",
-        "lang",
-        "size_bytes",
-        F.col("content").isNull().alias("no_content"),
-        (F.length(F.trim(F.coalesce(F.col("content"), F.lit("")))) == 0).alias("blank"),
+    no_content = F.col("content").isNull()
+    blank = F.coalesce(F.col("content"), F.lit("")).rlike(r"^\s*$")  # empty or whitespace only
+    order = keep_order(config.permissive_licences)
+    # Rows without usable content form groups of their own, so one window ranks everything.
+    group = Window.partitionBy(
+        F.when(F.col("problem").isNull(), F.col("sha256")).otherwise(F.concat(F.lit("unusable:"), "doc_id"))
     )
-    # Rows that cannot be compared: no content at all, or only whitespace.
-    unusable = _reject_rows(
-        slim.filter(F.col("no_content") | F.col("blank")),
-        EXACT_STAGE,
-        F.when(F.col("no_content"), F.lit("missing_content")).otherwise(F.lit("empty_content")),
-        F.when(F.col("no_content"), F.lit("content is null")).otherwise(
-            F.lit("content is empty or whitespace only")
-        ),
-        F.lit(None),
-        F.lit(None),
-    )
-    usable = slim.filter(~F.col("no_content") & ~F.col("blank"))
-    group = Window.partitionBy("sha256")
     ranked = (
-        usable.withColumn("rank", F.row_number().over(group.orderBy(*keep_order(config.permissive_licences))))
-        .withColumn(
-            "kept_doc_id", F.first("doc_id").over(group.orderBy(*keep_order(config.permissive_licences)))
+        docs.select(
+            "doc_id",
+            "sha256",
+            "stars",
+            "commit_date",
+            "licence",
+            "path",
+            "lang",
+            "size_bytes",
+            F.when(no_content, "missing_content").when(blank, "empty_content").alias("problem"),
         )
+        .withColumn("rank", F.row_number().over(group.orderBy(*order)))
+        .withColumn("kept_doc_id", F.first("doc_id").over(group.orderBy(*order)))
         .withColumn("copies", F.count(F.lit(1)).over(group))
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    duplicate = F.col("problem").isNull() & (F.col("rank") > 1)
+    stats = ranked.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(duplicate, 1).otherwise(0)).alias("duplicates"),
+        F.sum(F.when(F.col("problem") == "missing_content", 1).otherwise(0)).alias("missing"),
+        F.sum(F.when(F.col("problem") == "empty_content", 1).otherwise(0)).alias("empty"),
+        F.sum(
+            F.when(F.col("problem").isNull() & (F.col("copies") > 1) & (F.col("rank") == 1), 1).otherwise(0)
+        ).alias("groups"),
+        F.max(F.when(F.col("problem").isNull(), F.col("copies"))).alias("largest"),
+    ).collect()[0]
     duplicates = _reject_rows(
-        ranked.filter(F.col("rank") > 1),
+        ranked.filter(duplicate),
         EXACT_STAGE,
         "exact_duplicate",
         F.format_string(
@@ -171,18 +173,31 @@ def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None]
         F.col("sha256"),
         F.col("kept_doc_id"),
     )
-    rejected = duplicates.unionByName(unusable).persist(StorageLevel.MEMORY_AND_DISK)
-    summary = rejected.groupBy("reason").count().collect()
-    by_reason = {row["reason"]: int(row["count"]) for row in summary}
-    groups = (
-        ranked.filter(F.col("copies") > 1)
-        .agg(F.countDistinct("sha256").alias("groups"), F.max("copies").alias("largest"))
-        .collect()[0]
+    unusable_rows = _reject_rows(
+        ranked.filter(F.col("problem").isNotNull()),
+        EXACT_STAGE,
+        F.col("problem"),
+        F.when(F.col("problem") == "missing_content", F.lit("content is null")).otherwise(
+            F.lit("content is empty or whitespace only")
+        ),
+        F.lit(None),
+        F.lit(None),
     )
+    rejected = duplicates.unionByName(unusable_rows)
     kept = docs.join(rejected.select("doc_id"), "doc_id", "left_anti").select(*docs.columns)
+    rows_in = int(stats["rows"])
+    by_reason = {
+        name: int(stats[key] or 0)
+        for name, key in (
+            ("exact_duplicate", "duplicates"),
+            ("missing_content", "missing"),
+            ("empty_content", "empty"),
+        )
+        if stats[key]
+    }
     facts = {
-        "duplicate_groups": int(groups["groups"] or 0),
-        "largest_group": int(groups["largest"] or 1),
+        "duplicate_groups": int(stats["groups"] or 0),
+        "largest_group": int(stats["largest"] or 1),
         "rejected_by_reason": by_reason,
         "keep_policy": "stars desc, commit_date desc, permissive licence, sha256, doc_id",
     }
@@ -191,7 +206,7 @@ def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None]
         f"{by_reason.get('exact_duplicate', 0)} duplicates removed, "
         f"{by_reason.get('missing_content', 0) + by_reason.get('empty_content', 0)} rows without content rejected"
     )
-    return DedupResult(EXACT_STAGE, kept, rejected, rows_in, facts, [rejected])
+    return DedupResult(EXACT_STAGE, kept, rejected, rows_in, facts, [ranked])
 
 
 @lru_cache(maxsize=8)
@@ -298,12 +313,15 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     lsh = config.lsh()
     log(lsh.explain())
     cached: list[DataFrame] = []
-    rows_in = source.count()
 
     signatures = source.select("doc_id", "content").mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
     signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(signatures)
-    indexed_docs = signatures.filter(F.size("band_keys") > 0).count()
+    counted = signatures.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.size("band_keys") > 0, 1).otherwise(0)).alias("indexed"),
+    ).collect()[0]
+    rows_in, indexed_docs = int(counted["rows"]), int(counted["indexed"] or 0)
 
     members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
     buckets = (
