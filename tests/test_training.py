@@ -1,0 +1,298 @@
+"""Model, schedule, training loop, exact resume, Hugging Face export, SmolLM2, and the Dagster asset."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests._training_data import stdlib_documents, write_stage_output
+from training.config import (
+    PRESETS,
+    DataPaths,
+    MixConfig,
+    ModelConfig,
+    RunConfig,
+    TokenizerConfig,
+    TrackingConfig,
+    TrainConfig,
+    dump_run_config,
+    load_run_config,
+)
+from training.loop import batch_indices, train
+from training.model import LlamaLM, flops_per_token, parameter_counts
+from training.schedule import Schedule
+from training.shards import iter_texts, resolve_inputs, write_token_shards
+from training.tokenizer import save_tokenizer, train_bpe
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A model small enough that a step takes milliseconds on one core.
+SMALL = {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2}
+
+
+def curve(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> dict:
+    """Tokenizer + main and anneal shard sets from 160 stdlib modules (vocab 512, 64-token context)."""
+    root = tmp_path_factory.mktemp("train")
+    write_stage_output(root, "code_mix", stdlib_documents(160, max_bytes=20_000))
+    dirs = {"code_mix": str(root / "data/code_mix"), "code_web_pages": str(root / "data/code_web_pages")}
+    config = TokenizerConfig(
+        vocab_size=512, seq_len=64, docs_per_shard=100, workers=1,
+        anneal=MixConfig(inputs=("code_mix",), optional_inputs=(), languages=("python",), weights={"code_mix": 2.0}),
+    )  # fmt: skip
+    stages, _ = resolve_inputs(config.main_mix, dirs, warn=lambda _: None)
+    save_tokenizer(train_bpe(iter_texts(stages, 2_000_000), vocab_size=512), root / "data/tokenizer")
+    write_token_shards(config=config, stage_dirs=dirs, tokenizer_dir=str(root / "data/tokenizer"),
+                       output_dir=str(root / "data/token_shards"), log=lambda _: None)  # fmt: skip
+    return {"root": root, "dirs": dirs}
+
+
+def run_config(shards: dict, out: Path, **training) -> RunConfig:
+    settings = dict(
+        steps=24, micro_batch_size=4, grad_accum=2, lr=3e-3, min_lr=3e-4, warmup_steps=4, decay_fraction=0.25,
+        checkpoint_every=4, log_every=4, model=SMALL, cpu_threads=1, log_checkpoint_artifacts=False,
+    )  # fmt: skip
+    settings.update(training)
+    root = shards["root"]
+    return RunConfig(
+        training=TrainConfig(**settings),
+        data=DataPaths(
+            train_shards=str(root / "data/token_shards/main"),
+            anneal_shards=str(root / "data/token_shards/anneal"),
+            tokenizer_dir=str(root / "data/tokenizer"),
+        ),
+        output_dir=str(out),
+        tracking=TrackingConfig(tracking_uri=None),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Schedule and model
+
+
+def test_wsd_schedule_warms_up_holds_and_decays_to_min_lr():
+    wsd = Schedule(kind="wsd", steps=100, lr=1.0, min_lr=0.1, warmup_steps=10, decay_fraction=0.2)
+    lrs = [wsd.lr_at(s) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(lr == 1.0 for lr in lrs[10:80]) and wsd.decay_start == 80
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:], strict=False)) and lrs[99] == pytest.approx(0.1)
+    assert [wsd.phase(s) for s in (0, 10, 79, 80, 99)] == ["warmup", "stable", "stable", "decay", "decay"]
+    cosine = Schedule(kind="cosine", steps=100, lr=1.0, min_lr=0.1, warmup_steps=10)
+    assert cosine.lr_at(10) == pytest.approx(1.0) and cosine.lr_at(99) == pytest.approx(0.1)
+    assert cosine.lr_at(54) == pytest.approx(0.55, abs=0.02)  # halfway down the cosine
+    sqrt = Schedule(
+        kind="wsd", steps=100, lr=1.0, min_lr=0.0, warmup_steps=0, decay_fraction=0.5, decay_shape="sqrt"
+    )
+    linear = replace(sqrt, decay_shape="linear")
+    assert sqrt.lr_at(62) < linear.lr_at(62) - 0.2  # 1 - sqrt falls fast first
+    assert sqrt.lr_at(99) == linear.lr_at(99) == 0.0
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])  # multi-head, grouped-query, multi-query
+def test_attention_variants_are_causal(kv_heads):
+    torch.manual_seed(0)
+    model = LlamaLM(
+        ModelConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=kv_heads, vocab_size=100, max_seq_len=32)
+    )
+    ids = torch.randint(0, 100, (2, 16))
+    changed = ids.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % 100
+    with torch.no_grad():
+        before, after = model(ids)[0], model(changed)[0]
+    assert torch.allclose(before[:, :10], after[:, :10], atol=1e-6)  # the future does not leak back
+    assert not torch.allclose(before[:, 10:], after[:, 10:])
+    assert model.model.layers[0].self_attn.k_proj.weight.shape == (kv_heads * 16, 64)
+
+
+def test_rope_base_changes_the_model_and_presets_build():
+    torch.manual_seed(0)
+    a = LlamaLM(ModelConfig(dim=64, n_layers=1, n_heads=4, vocab_size=50, max_seq_len=64, rope_theta=10000.0))
+    b = LlamaLM(
+        ModelConfig(dim=64, n_layers=1, n_heads=4, vocab_size=50, max_seq_len=64, rope_theta=500000.0)
+    )
+    b.load_state_dict(a.state_dict())
+    ids = torch.arange(40).unsqueeze(0)
+    with torch.no_grad():
+        assert not torch.allclose(a(ids)[0], b(ids)[0])
+    sizes = {
+        name: parameter_counts(LlamaLM(replace(PRESETS[name], vocab_size=49152)))["total"]
+        for name in ("tiny", "125M")
+    }
+    assert 5e6 < sizes["tiny"] < 8e6 and 100e6 < sizes["125M"] < 150e6
+
+
+def test_flops_formula_matches_a_hand_count():
+    config = ModelConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=128, vocab_size=100)
+    # Per layer: q 64*64, k and v 64*32 each, o 64*64, SwiGLU 3*64*128; plus the 100 x 64 head.
+    matmul = 2 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128) + 100 * 64
+    assert flops_per_token(config, seq_len=32) == 6 * matmul + 12 * 2 * 64 * 32
+
+
+def test_batches_are_a_pure_function_of_the_sample_number():
+    first = batch_indices(counter=0, batch_size=10, num_rows=7, seed=1)
+    assert sorted(first[:7].tolist()) == list(range(7))  # one epoch is a permutation
+    assert batch_indices(counter=5, batch_size=5, num_rows=7, seed=1).tolist() == first[5:10].tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+def test_loss_falls_on_real_shards_and_the_export_loads_in_transformers(shards, tmp_path):
+    config = run_config(shards, tmp_path / "run", steps=40, checkpoint_every=20, log_every=10, lr=5e-3)
+    summary = train(config, echo=lambda _: None)
+    losses = curve(tmp_path / "run")
+    assert len(losses) == 40 and summary["finished"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5  # from ~ln(512) = 6.2, half a nat down at least
+    assert summary["tokens"] == 40 * 4 * 64 * 2 and 0 < summary["mfu"] < 1
+    # Annealing: the decay steps read the Python-only mix.
+    mixes = [json.loads(line)["mix"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert mixes[:30] == ["main"] * 30 and mixes[30:] == ["anneal"] * 10
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(summary["hf_model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(summary["tokenizer_dir"])
+    ids = tokenizer("def main():\n    return 0\n", return_tensors="pt")["input_ids"]
+    from training.hf_export import load_pretrained
+
+    ours = load_pretrained(summary["hf_model_dir"])
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, ours(ids)[0], atol=1e-4)
+    assert tokenizer.convert_tokens_to_ids("<fim_middle>") == 2
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_on_the_same_loss_curve(shards, tmp_path):
+    steps = 40
+    reference = run_config(shards, tmp_path / "reference", steps=steps)
+    train(reference, echo=lambda _: None)
+
+    killed_dir = tmp_path / "killed"
+    config = run_config(shards, killed_dir, steps=steps)
+    killed_dir.mkdir()
+    dump_run_config(config, killed_dir / "run.yaml")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.entrypoint", "--config", str(killed_dir / "run.yaml")],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    metrics = killed_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    # Kill between checkpoints: after step 6 was logged (checkpoint 4 is on disk, 8 is not yet).
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    logged = len(metrics.read_text().splitlines())
+    assert logged < steps and not (killed_dir / "summary.json").exists()
+
+    summary = train(load_run_config(killed_dir / "run.yaml"), echo=lambda _: None)
+    assert summary["finished"]
+    assert curve(killed_dir) == curve(tmp_path / "reference")  # bit-identical, step for step
+
+
+@pytest.mark.slow
+def test_smollm2_loads_from_the_installed_gguf_and_trains_one_step():
+    from training.hf_export import load_pretrained
+    from training.tokenizer import FIM_MIDDLE, pretrained_tokenizer, special_ids
+
+    tokenizer = pretrained_tokenizer("smollm2")  # its vocabulary plus the FIM tokens it lacks
+    model = load_pretrained("smollm2")
+    assert model.config.dim == 576 and model.config.n_layers == 30 and model.config.kv_heads == 3
+    assert model.config.rope_theta == 100000.0
+    model.resize_vocab(tokenizer.get_vocab_size())
+    assert special_ids(tokenizer)[FIM_MIDDLE] >= 49152
+    text = Path(json.__file__).read_text()[:3000]
+    ids = torch.tensor([tokenizer.encode(text).ids[:64]])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
+    _, loss = model(ids[:, :-1], ids[:, 1:])
+    # A real code model, not random weights: random would sit near ln(49152) = 10.8.
+    assert loss.item() < 4.0
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        _, after = model(ids[:, :-1], ids[:, 1:])
+    assert math.isfinite(after.item()) and after.item() < loss.item()
+
+
+# --------------------------------------------------------------------------------------------------
+# Dagster
+
+
+@pytest.mark.slow
+def test_checkpoint_asset_materializes_through_pipes_with_an_mlflow_run(shards, home, tmp_path):
+    import dagster as dg
+    import mlflow
+
+    from assets import training as training_assets
+    from orchestration.resources import MLflowResource, RecipeResource, StorageResource
+
+    write_stage_output(home, "code_mix", stdlib_documents(80, max_bytes=20_000))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "name: pipes-test\n"
+        "tokenizer:\n  vocab_size: 512\n  seq_len: 64\n  docs_per_shard: 50\n  workers: 1\n"
+        "  anneal: {inputs: [code_mix], optional_inputs: [], languages: [python]}\n"
+        "training:\n  preset: tiny\n  model: {dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2}\n"
+        "  steps: 16\n  micro_batch_size: 4\n  lr: 0.005\n  warmup_steps: 2\n  checkpoint_every: 8\n"
+        "  log_every: 4\n  cpu_threads: 1\n"
+    )
+    resources = {
+        "recipe": RecipeResource(path=str(recipe)),
+        "storage": StorageResource(root=str(home)),
+        "mlflow": MLflowResource(),
+    }
+    result = dg.materialize(
+        [
+            training_assets.tokenizer, training_assets.token_shards, training_assets.checkpoint,
+            training_assets.tokenizer_round_trip_check, training_assets.token_shards_check,
+            training_assets.checkpoint_check,
+        ],
+        resources=resources,
+    )  # fmt: skip
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 3 and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
+    materialization = result.asset_materializations_for_node("checkpoint")[0]
+    assert materialization.metadata["final_loss"].value < materialization.metadata["first_loss"].value
+
+    manifest = json.loads((home / "data/checkpoint/_manifest.json").read_text())
+    for key in (
+        "hf_model_dir",
+        "tokenizer_dir",
+        "mlflow_run_id",
+        "final_loss",
+        "steps",
+        "preset",
+        "tokens",
+        "mfu",
+    ):
+        assert key in manifest
+    assert manifest["steps"] == 16 and manifest["preset"] == "tiny"
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    runs = mlflow.search_runs(
+        experiment_names=["codecook-pipes-test"], filter_string="tags.`dagster.asset_key` = 'checkpoint'"
+    )
+    assert list(runs["run_id"]) == [manifest["mlflow_run_id"]]
+    assert runs.iloc[0]["tags.dagster.run_id"] == result.run_id
+    assert runs.iloc[0]["metrics.final_loss"] == pytest.approx(manifest["final_loss"])
+    assert runs.iloc[0]["status"] == "FINISHED"
+    history = mlflow.MlflowClient().get_metric_history(manifest["mlflow_run_id"], "mfu")
+    assert len(history) == 4 and all(0 < point.value < 1 for point in history)
