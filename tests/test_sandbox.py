@@ -179,7 +179,9 @@ def test_files_outside_the_sandbox_do_not_change(box):
 def test_scratch_files_do_not_leak_between_samples(box):
     assert box.run("open('/tmp/leftover', 'w').write('x')\nopen('here.txt', 'w').write('y')").passed
     for _ in range(4):  # whichever worker runs it
-        assert box.run("import os\nassert not os.path.exists('/tmp/leftover')\nassert os.listdir('.') == []").passed
+        assert box.run(
+            "import os\nassert not os.path.exists('/tmp/leftover')\nassert os.listdir('.') == []"
+        ).passed
 
 
 def test_parent_environment_secret_is_not_readable(box, secret):
