@@ -291,3 +291,35 @@ def test_many_samples_in_parallel_keep_order(box):
 def test_strict_mode_starts_when_everything_is_available():
     with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=1, strict=True)) as sandbox:
         assert sandbox.run("pass").passed
+
+
+def test_without_namespaces_escaped_children_are_reaped_through_the_cgroup():
+    # The fallback where a kernel allows no namespaces: a child that left the session is still in
+    # the worker's pids cgroup, and the host's /tmp keeps everything but the sample's own folder.
+    keep = Path("/tmp") / f"sandbox-keep-{uuid.uuid4().hex[:8]}"
+    keep.write_text("x")
+    marker = str(986_000 + os.getpid() % 1000)
+    try:
+        with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=1, namespaces=False)) as degraded:
+            assert "namespaces: disabled by configuration" in degraded.isolation["missing"]
+            result = degraded.run(
+                textwrap.dedent(
+                    f"""
+                    import os
+                    if os.fork() == 0:
+                        os.setsid()
+                        if os.fork() == 0:
+                            os.execvp("sleep", ["sleep", "{marker}"])
+                        os._exit(0)
+                    open("scratch.txt", "w").write("x")
+                    """
+                )
+            )
+            assert result.passed, result
+            assert not [
+                p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])
+            ]
+            assert degraded.run("import os\nassert os.listdir('.') == []").passed
+        assert keep.exists()
+    finally:
+        keep.unlink()

@@ -156,6 +156,9 @@ class SandboxConfig:
     """Refuse to start unless every isolation layer (namespaces, uid drop, cgroups) is available."""
     private_proc: bool = True
     """Mount a fresh /proc for each sample's PID namespace (hides other processes)."""
+    namespaces: bool = True
+    """False skips every namespace (network, mount, PID, IPC), as on a kernel without them: only
+    for measuring what they cost or testing the fallback, never for untrusted code."""
     preload: tuple[str, ...] = PRELOAD_MODULES
     """Modules imported once in each zygote, so forked samples find them loaded."""
 
@@ -591,6 +594,13 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
     }
     root = os.geteuid() == 0
     report["user_namespace"] = False
+    report["private_tmp"] = False
+    if not settings["namespaces"]:
+        report.update(network_namespace=False, read_only_root=False, pid_namespace=False, covered=[])
+        report["sample_namespaces"] = {"ipc": False, "proc": False}
+        report["missing"].append("namespaces: disabled by configuration")
+        report["drop_user"] = root
+        return report, None
     if not root:
         uid, gid = os.geteuid(), os.getegid()
         try:
@@ -616,6 +626,7 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
                 _mount(
                     "tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={settings['tmpfs_bytes']}"
                 )
+        report["private_tmp"] = True
         staging = "/tmp/.codecook-staging"
         os.makedirs(staging)
         report["covered"] = _expose(settings["keep_paths"], staging) if root else []
@@ -725,6 +736,7 @@ def _zygote_main() -> None:
     _send(answers, report)
     settings["drop_user"] = report["drop_user"]
     settings["sample_namespaces"] = report["sample_namespaces"]
+    settings["private_tmp"] = report["private_tmp"]
     protocol_fds = (requests, answers)
     while True:
         try:
@@ -765,7 +777,10 @@ def _supervise(
     if pid_namespaces is None:
         _reap_escapees(pid, settings)
     duration = time.monotonic() - started
-    _clean_tmpfs()
+    if settings["private_tmp"]:
+        _clean_tmpfs()  # the worker's own tmpfs: everything the sample left anywhere in it
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)  # the host's /tmp: only the sample's folder
     output, verdict, killed_for, status = outcome
     if killed_for == "timeout":
         result = "timed out"
@@ -788,8 +803,7 @@ def _supervise(
 
 
 def _fresh_workdir(uid: int) -> str:
-    path = f"/tmp/sample-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.mkdir(path, 0o700)
+    path = tempfile.mkdtemp(prefix="sample-", dir="/tmp")
     if os.geteuid() == 0:
         os.chown(path, uid, uid)
     return path
