@@ -273,6 +273,7 @@ class _WorkerCgroups:
             v2 = base.endswith("#v2")
             base = base.removesuffix("#v2")
             folder = f"{base}/{name}"
+            _remove_stale_cgroups(base)
             try:
                 if v2:
                     Path(base, "cgroup.subtree_control").write_text(f"+{controller}")
@@ -307,6 +308,26 @@ class _WorkerCgroups:
                     _kill_cgroup(folder)
                     time.sleep(0.02)
         self.dirs = []
+
+
+def _remove_stale_cgroups(base: str) -> None:
+    """Worker cgroups left by an evaluator that was killed (its pid is in the name) are removed."""
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("codecook-sandbox-")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            owner = int(name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        if owner == os.getpid() or Path(f"/proc/{owner}").exists():
+            continue
+        _kill_cgroup(f"{base}/{name}")
+        try:
+            os.rmdir(f"{base}/{name}")
+        except OSError:
+            pass
 
 
 def _kill_cgroup(folder: str) -> None:
@@ -371,6 +392,7 @@ class _Worker:
             f"codecook-sandbox-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}", config
         )
         self.process: subprocess.Popen | None = None
+        self.stderr: Any = None
         self.isolation: dict[str, Any] = {}
         self.start()
 
@@ -378,6 +400,8 @@ class _Worker:
         self.stop_process()
         fds = tuple(self.cgroups.fds.values())
         # The zygote's own errors go to a file: a pipe nobody reads could fill up and block it.
+        if self.stderr is not None:
+            self.stderr.close()
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(Path(__file__).resolve()), "--zygote"],
@@ -401,7 +425,6 @@ class _Worker:
             "cgroup_fds": self.cgroups.fds,
             "cgroup_dirs": self.cgroups.by_controller,
             "cgroup_problems": self.cgroups.problems,
-            "keep_paths": _interpreter_paths(),
         }
         try:
             _send(self.process.stdin.fileno(), settings)
@@ -443,10 +466,14 @@ class _Worker:
     def close(self) -> None:
         self.stop_process()
         self.cgroups.close()
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
 
 
 def _interpreter_paths() -> list[str]:
-    """Folders the sample's interpreter reads: the installation and everything on sys.path."""
+    """Folders the sample's interpreter reads (called in the zygote: its own installation and
+    sys.path, not the evaluator's)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p)
     return sorted(os.path.realpath(p) for p in paths if os.path.isdir(p))
@@ -629,7 +656,7 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
         report["private_tmp"] = True
         staging = "/tmp/.codecook-staging"
         os.makedirs(staging)
-        report["covered"] = _expose(settings["keep_paths"], staging) if root else []
+        report["covered"] = _expose(_interpreter_paths(), staging) if root else []
         os.rmdir(staging)
         for point, flags in _mount_points():
             if point in _TMPFS_POINTS:
