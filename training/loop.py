@@ -11,6 +11,7 @@ Only the main process writes metrics.jsonl, talks to MLflow and reports to Dagst
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -113,7 +114,7 @@ class Mirror:
         self.remote = output_dir if "://" in output_dir else None
         if self.remote:
             scratch = os.environ.get("CODECOOK_SCRATCH", "/tmp/codecook-train")
-            self.local = Path(scratch) / str(abs(hash(output_dir)))
+            self.local = Path(scratch) / hashlib.sha256(output_dir.encode()).hexdigest()[:16]
         else:
             self.local = Path(output_dir)
         self.local.mkdir(parents=True, exist_ok=True)
@@ -428,7 +429,14 @@ def train(
         window_loss += loss_value
         if main:
             reporter.step(
-                {"step": step, "loss": loss_value, "lr": lr, "phase": schedule.phase(step - 1), "mix": mix}
+                {
+                    "step": step,
+                    "loss": loss_value,
+                    "lr": lr,
+                    "phase": schedule.phase(step - 1),
+                    "mix": mix,
+                    "seconds": elapsed,
+                }
             )
         if step % train_config.log_every == 0 or step == stop_at:
             tokens_per_s = window_tokens / max(window_time, 1e-9)
