@@ -67,6 +67,8 @@ def test_isolation_is_complete_here(box):
     assert box.isolation["missing"] == []
     assert box.isolation["network_namespace"] and box.isolation["pid_namespace"]
     assert box.isolation["read_only_root"] and box.isolation["drop_user"]
+    assert box.isolation["proc"] == "hidden"
+    assert box.run("import os\nassert os.listdir('/proc') == []").passed
 
 
 def test_correct_program_passes_and_numpy_imports(box):
@@ -288,9 +290,19 @@ def test_many_samples_in_parallel_keep_order(box):
     assert [r.passed for r in results] == [i % 2 == 0 for i in range(40)]
 
 
-def test_strict_mode_starts_when_everything_is_available():
-    with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=1, strict=True)) as sandbox:
-        assert sandbox.run("pass").passed
+def test_strict_mode_with_a_private_proc_per_sample():
+    with Sandbox(SandboxConfig(timeout_s=TIMEOUT, workers=1, strict=True, proc="private")) as sandbox:
+        assert sandbox.isolation["proc"] == "private"
+        # The sample's own PID namespace: it is PID 1 and sees its own child, nothing else.
+        program = (
+            "import os, time\n"
+            "child = os.fork()\n"
+            "if child == 0:\n    time.sleep(30)\n"
+            "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+            "assert pids == [1, child], pids"
+        )
+        result = sandbox.run(program)
+        assert result.passed, result
 
 
 def test_without_namespaces_escaped_children_are_reaped_through_the_cgroup():
