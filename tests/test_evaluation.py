@@ -354,6 +354,21 @@ def test_fim_evaluation_runs_both_modes_with_sentinels(tiny_backend):
         assert 0.0 <= summary[f"{mode}.edit_similarity"] <= 1.0
 
 
+def test_long_prompts_are_fitted_to_the_model_context(tiny_backend, monkeypatch):
+    from training.evaluation.fim import fit_to_context
+
+    text = (STDLIB / "textwrap.py").read_text()
+    example = make_example("doc-long", "textwrap.py", text, seed=0, max_context_chars=0)
+    fitted = fit_to_context(example, tiny_backend.tokenizer, 60)
+    assert example.prefix.endswith(fitted.prefix) and example.suffix.startswith(fitted.suffix)
+    assert fitted.middle == example.middle
+    assert len(tiny_backend.tokenizer.encode(fim_prompt(fitted, "spm"), add_special_tokens=False)) <= 60
+    # A code prompt beyond the context keeps its end and still generates.
+    monkeypatch.setattr(tiny_backend, "context_length", 64)
+    texts = tiny_backend.generate([text[:5000]], [()], GenerationConfig(max_new_tokens=4))
+    assert len(texts[0]) == 1
+
+
 def test_fim_refuses_a_tokenizer_without_sentinels(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

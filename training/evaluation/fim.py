@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,25 @@ def check_fim_tokens(tokenizer: Any) -> None:
         )
 
 
+def fit_to_context(example: FimExample, tokenizer: Any, budget: int) -> FimExample:
+    """Shorten the prefix (from its start) and the suffix (from its end) until the longer of the two
+    prompt orders fits `budget` tokens: truncating the prompt instead would cut off a sentinel."""
+    fitted = example
+    for _ in range(20):
+        longest = max(
+            len(tokenizer.encode(fim_prompt(fitted, m), add_special_tokens=False)) for m in ("psm", "spm")
+        )
+        if longest <= budget:
+            return fitted
+        keep = max(0.0, budget / longest * 0.9)
+        fitted = replace(
+            fitted,
+            prefix=fitted.prefix[len(fitted.prefix) - int(len(fitted.prefix) * keep) :],
+            suffix=fitted.suffix[: int(len(fitted.suffix) * keep)],
+        )
+    return fitted
+
+
 def evaluate_fim(
     backend: Any, examples: Sequence[FimExample], config: FimEvalConfig, batch_size: int = 8
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -150,6 +169,9 @@ def evaluate_fim(
     if tokenizer is not None:
         check_fim_tokens(tokenizer)
     generation = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+    context = getattr(backend, "context_length", None)
+    if tokenizer is not None and context:
+        examples = [fit_to_context(e, tokenizer, context - config.max_new_tokens - 2) for e in examples]
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"examples": len(examples), "modes": list(config.modes)}
     for mode in config.modes:

@@ -132,6 +132,7 @@ class HFBackend:
         )
         self.model.to(device).eval()
         self.device = device
+        self.context_length: int | None = getattr(self.model.config, "max_position_embeddings", None)
         self.name = f"{Path(model_dir).name}{'/' + gguf_file if gguf_file else ''}"
 
     @classmethod
@@ -172,7 +173,17 @@ class HFBackend:
         return out
 
     def _generate_batch(self, prompts, stops, config: GenerationConfig, torch) -> list[str]:
-        encoded = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        # A prompt longer than the model's context keeps its end (the part the completion continues).
+        limit = self.context_length - config.max_new_tokens if self.context_length else None
+        self.tokenizer.truncation_side = "left"
+        encoded = self.tokenizer(
+            list(prompts),
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+            truncation=limit is not None and limit > 0,
+            max_length=limit if limit and limit > 0 else None,
+        )
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         prompt_len = encoded["input_ids"].shape[1]
         row_stops = [list(s) for s in stops for _ in range(config.n)]
