@@ -79,7 +79,7 @@ def _permutation(seed: int, epoch: int, rows: int) -> np.ndarray:
     return _PERMUTATIONS[key]
 
 
-def measured_cpu_peak_flops(size: int = 1024, repeats: int = 5) -> float:
+def measured_cpu_peak_flops(size: int = 1024, repeats: int = 12) -> float:
     """FLOP/s of an fp32 matmul on this CPU with torch's threads: the CPU 'peak' MFU is taken
     against (CPUs have no single published dense-matmul figure the way GPUs do)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
