@@ -410,7 +410,7 @@ class _Worker:
             self.stderr.close()
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-I", str(Path(__file__).resolve()), "--zygote"],
+            [sys.executable, "-I", "-c", _BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -433,6 +433,7 @@ class _Worker:
             "cgroup_problems": self.cgroups.problems,
         }
         try:
+            _send(self.process.stdin.fileno(), {"source": _SOURCE})
             _send(self.process.stdin.fileno(), settings)
             self.isolation = _receive(self.process.stdout.fileno(), time.monotonic() + 60)
         except (EOFError, TimeoutError, BrokenPipeError) as error:
@@ -552,7 +553,7 @@ class Sandbox:
 
 
 # ---------------------------------------------------------------------------------------------
-# The zygote side: runs as `python -I sandbox.py --zygote`, talks over fds 0/1 moved aside.
+# The zygote side: runs as `python -I -c _BOOTSTRAP`, talks over fds 0/1 moved aside.
 
 _MOUNT_FLAGS = {
     "ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
@@ -1052,9 +1053,27 @@ def _flush_quietly() -> None:
             pass
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--zygote"]:
-    try:
-        _zygote_main()
-    except BaseException as error:  # noqa: BLE001
-        print(f"sandbox zygote: {error!r}", file=sys.stderr)
-        raise
+# The zygote runs this module's source as the evaluator read it at import, sent over the request
+# pipe: an edit to the file on disk while an evaluation runs cannot give the two sides different
+# protocols. The bootstrap reads the first message (the source) and runs `_zygote_main` from it.
+_SOURCE = Path(__file__).read_text(encoding="utf-8") if "__file__" in globals() else ""  # "" in the zygote
+_BOOTSTRAP = """
+import json, os, struct, sys, types
+def read(size):
+    data = b""
+    while len(data) < size:
+        chunk = os.read(0, size - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+source = json.loads(read(struct.unpack(">I", read(4))[0]))["source"]
+module = types.ModuleType("codecook_sandbox_zygote")
+sys.modules[module.__name__] = module
+exec(compile(source, "training/sandbox.py (zygote)", "exec"), module.__dict__)
+try:
+    module._zygote_main()
+except BaseException as error:
+    print(f"sandbox zygote: {error!r}", file=sys.stderr)
+    raise
+"""
