@@ -358,12 +358,14 @@ def decide_batch(batch: pa.RecordBatch, profiles: ProfileSet) -> pa.RecordBatch:
     doc_ids = batch.column("doc_id").to_pylist()
     fired: list[list[tuple[Rule, int]]] = [[] for _ in range(n)]
     for profile in profiles.profiles.values():
-        in_profile = profile_names == profile.name
-        if not in_profile.any():
+        # Each profile's rules run on its own rows only (one `take`, then one comparison per rule).
+        rows_of_profile = np.flatnonzero(profile_names == profile.name)
+        if not rows_of_profile.size:
             continue
+        subset = batch.take(pa.array(rows_of_profile))
         for rule in profile.rules:
-            mask = _rule_mask(rule, batch.column(rule.signal)) & in_profile
-            for row in np.flatnonzero(mask):
+            mask = _rule_mask(rule, subset.column(rule.signal))
+            for row in rows_of_profile[mask]:
                 if rule.only and langs[row] not in rule.only:
                     continue
                 if (
