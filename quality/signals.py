@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ast
 import html.parser
-import math
 import re
 import signal
 import threading
@@ -813,11 +812,6 @@ def document_signals(
 # Spark
 # --------------------------------------------------------------------------------------------
 _KEY_FIELDS = [("doc_id", _STR), ("lang", _STR), ("size_bytes", _I64)]
-_VECTOR_NAMES = (
-    "num_chars", "num_lines", "max_line_length", "mean_line_length", "frac_alpha", "frac_digit",
-    "frac_whitespace", "frac_hex_chars", "frac_encoded_chars", "has_long_encoded_run",
-    "frac_replacement_chars", "xml_header", "autogen_header",
-)  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -895,12 +889,3 @@ def signal_docs() -> str:
     lines = ["| signal | type | meaning |", "|---|---|---|"]
     lines += [f"| `{n}` | {t} | {d} |" for n, (t, d) in SIGNALS.items()]
     return "\n".join(lines)
-
-
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character (shared with PII's high-entropy test)."""
-    if not text:
-        return 0.0
-    counts = Counter(text)
-    n = len(text)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
