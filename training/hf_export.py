@@ -107,12 +107,10 @@ def load_pretrained(source: str) -> LlamaLM:
             f"{source}: only Llama-architecture models can be loaded, not {hf_model.config.model_type}"
         )
     config = model_config_from_hf(hf_model.config)
-    model = LlamaLM(config)
     state = {k: v for k, v in hf_model.state_dict().items() if "rotary_emb" not in k}
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not (config.tie_embeddings and m == "lm_head.weight")]
-    if missing or unexpected:
-        raise RuntimeError(f"{source}: weights do not match: missing {missing}, unexpected {unexpected}")
-    return model
+    try:
+        return LlamaLM.from_state_dict(config, state)
+    except RuntimeError as error:
+        raise RuntimeError(f"{source}: {error}") from None

@@ -153,6 +153,24 @@ class LlamaLM(nn.Module):
         )
         return logits, loss
 
+    @classmethod
+    def from_state_dict(cls, config: ModelConfig, state: dict[str, torch.Tensor]) -> LlamaLM:
+        """A model holding `state`'s tensors, built without the random init (which costs seconds
+        for a real-sized model only to be overwritten)."""
+        with torch.device("meta"):
+            model = cls(config)
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        missing = [m for m in missing if not (config.tie_embeddings and m == "lm_head.weight")]
+        if missing or unexpected:
+            raise RuntimeError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
+        if config.tie_embeddings:
+            model.lm_head.weight = model.model.embed_tokens.weight
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        device = model.model.embed_tokens.weight.device
+        model.register_buffer("rope_cos", cos.to(device), persistent=False)
+        model.register_buffer("rope_sin", sin.to(device), persistent=False)
+        return model
+
     def resize_vocab(self, vocab_size: int) -> None:
         """Grow the embedding (and head) to `vocab_size`; new rows start at the mean embedding so
         the added special tokens begin as an average token rather than noise."""
