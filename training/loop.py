@@ -287,11 +287,13 @@ def train(
         gradient_accumulation_steps=train_config.grad_accum, mixed_precision=precision, cpu=not cuda
     )
     main = accelerator.is_main_process
-    if main:
-        mirror.pull()
-    accelerator.wait_for_everyone()
-
     cache = out / "inputs"
+    if main:
+        # One process downloads; the others find the copies after the barrier.
+        mirror.pull()
+        for path in (config.data.train_shards, config.data.anneal_shards, config.data.tokenizer_dir):
+            stage_input(path, cache)
+    accelerator.wait_for_everyone()
     train_dir = stage_input(config.data.train_shards, cache)
     anneal_dir = stage_input(config.data.anneal_shards, cache)
     tokenizer_dir = stage_input(config.data.tokenizer_dir, cache)
@@ -334,7 +336,10 @@ def train(
     if main:
         mlflow_module, run = _start_mlflow(config, state.get("mlflow_run_id"))
     reporter = Reporter(
-        out / METRICS, mlflow=mlflow_module if main else None, pipes=pipes if main else None, echo=echo
+        out / METRICS,
+        mlflow=mlflow_module if main else None,
+        pipes=pipes if main else None,
+        echo=echo if main else (lambda _: None),
     )
     device = accelerator.device
     peak, peak_source = peak_flops(train_config, device)
