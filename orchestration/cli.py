@@ -29,6 +29,11 @@ STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "orchestration.stage_cli:ingest",
         "orchestration.stage_cli:ingest_arguments",
     ),
+    "ingest-web": (
+        "Read HTML pages (a folder of .html, JSONL with url+html, or WARC) into web_pages rows.",
+        "orchestration.web_cli:ingest_web",
+        "orchestration.web_cli:ingest_web_arguments",
+    ),
     "dedup": (
         "Exact (SHA-256) then near (MinHash LSH) dedup of a JSONL or Parquet input.",
         "quality.dedup.cli:run",

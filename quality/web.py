@@ -213,19 +213,20 @@ _META_LANG = re.compile(
     rb"""<meta\b[^>]*http-equiv\s*=\s*["']?content-language["']?[^>]*content\s*=\s*["']?([A-Za-z]{2,3})""",
     re.I,
 )
-# Content negotiation file names such as debian.org's `ch01.en.html`.
-_URL_LANG = re.compile(r"\.([a-z]{2})\.x?html?$")
+# Content negotiation file names such as debian.org's `ch01.en.html`, and locale folders such
+# as the Debian handbook's `/fr-FR/` (language-REGION only: a bare `/de/` may be anything).
+_URL_LANG = re.compile(r"\.([a-z]{2})\.x?html?$|/([a-z]{2})-[A-Z]{2}/")
 
 
 def page_language(head: bytes, url: str) -> str:
-    """Natural language of a page from its markup (`<html lang>`, the first `lang` attribute,
-    `content-language`), else from a `.xx.html` URL, else `und`."""
+    """Natural language of a page from its markup (`<html lang>`, `content-language`, the first
+    `lang` attribute), else from its URL (`.xx.html`, `/xx-YY/`), else `und`."""
     for pattern in (_LANG_ATTR, _META_LANG, _ANY_LANG_ATTR):
         match = pattern.search(head)
         if match:
             return match.group(1).decode("ascii").lower()
     match = _URL_LANG.search(urlsplit(url).path if "://" in url else url)
-    return match.group(1) if match else "und"
+    return (match.group(1) or match.group(2)) if match else "und"
 
 
 # ----------------------------------------------------------------------------------------------
