@@ -298,3 +298,31 @@ def test_checkpoint_asset_materializes_through_pipes_with_an_mlflow_run(shards, 
     assert runs.iloc[0]["status"] == "FINISHED"
     history = mlflow.MlflowClient().get_metric_history(manifest["mlflow_run_id"], "mfu")
     assert len(history) == 4 and all(0 < point.value < 1 for point in history)
+
+
+def test_object_store_paths_train_in_scratch_and_a_new_pod_resumes_from_the_bucket(
+    shards, tmp_path, monkeypatch
+):
+    """fsspec URLs (file:// here, s3:// on a cluster): inputs are staged to local scratch, every
+    checkpoint is mirrored to the output URL, and a replacement pod with empty scratch resumes."""
+    root = shards["root"]
+    bucket = tmp_path / "bucket"
+    config = run_config(shards, tmp_path / "unused", steps=6, checkpoint_every=2, log_every=2)
+    config = replace(
+        config,
+        data=DataPaths(
+            train_shards=f"file://{root}/data/token_shards/main",
+            anneal_shards=None,
+            tokenizer_dir=f"file://{root}/data/tokenizer",
+        ),
+        output_dir=f"file://{bucket}/run",
+    )
+    monkeypatch.setenv("CODECOOK_SCRATCH", str(tmp_path / "scratch-pod-1"))
+    first = train(config, stop_after_steps=4, echo=lambda _: None)
+    assert not first["finished"] and (bucket / "run/checkpoints/step-00000004/COMPLETE").exists()
+    monkeypatch.setenv("CODECOOK_SCRATCH", str(tmp_path / "scratch-pod-2"))  # a new pod, empty disk
+    logs = []
+    summary = train(config, echo=logs.append)
+    assert "resumed at step 4" in logs[0] and summary["finished"]
+    assert (bucket / "run/hf/model.safetensors").exists() and (bucket / "run/summary.json").exists()
+    assert len(curve(bucket / "run")) == 6
