@@ -371,7 +371,7 @@ def train(
         # MLflow keeps parameter values up to 6,000 characters and rejects None.
         mlflow_module.log_params({k: str(v)[:500] for k, v in params.items() if v is not None})
     reporter.log(
-        f"training {counts['total'] / 1e6:.2f}M parameters ({'resumed at step ' + str(start_step) if start_step else 'from scratch'}"
+        f"training {counts['total'] / 1e6:.2f}M parameters ({'resumed at step ' + str(start_step) if start_step else 'new run'}"
         f"{', init ' + train_config.init_from if train_config.init_from else ''}) on {world} x {device.type}, "
         f"{tokens_per_step} tokens/step, {train_config.steps} steps, precision {precision}"
     )
