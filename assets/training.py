@@ -7,7 +7,6 @@ Pipes: a local subprocess by default, a Kubernetes GPU pod when the recipe says
 (final loss, tokens, MFU, MLflow run) back through Pipes.
 """
 
-
 import hashlib
 import json
 import os
