@@ -14,7 +14,8 @@ joins and group-bys spread over the cluster: nothing is collected to the driver,
 is a pure function of the edge set, whatever the partitioning (so 1 core and 20 give the same ids).
 
 Edges are kept normalised as (a, b) with a < b. Each round's output is checkpointed locally to cut
-the query plan (each round reads its input twice, so the plan would otherwise double per round).
+the query plan (each round reads its input twice, so the plan would otherwise double per round),
+and a round costs one Spark job: large-star, small-star and the convergence check together.
 """
 
 from __future__ import annotations
@@ -38,17 +39,26 @@ class Components:
     edges_in: int
 
 
-def _normalise(edges: DataFrame) -> DataFrame:
-    return (
-        edges.select(F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b"))
-        .filter(F.col("a") != F.col("b"))
-        .distinct()
+# Edges per partition the rounds aim for: small graphs run in one task per stage, big ones spread.
+EDGES_PER_PARTITION = 250_000
+
+
+def _normalise(edges: DataFrame, partitions: int | None = None) -> DataFrame:
+    """(a, b) with a < b, no self-loops, no repeats; hash-partitioned by (a, b) when asked."""
+    ordered = edges.select(F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b")).filter(
+        F.col("a") != F.col("b")
     )
+    if partitions is None:
+        return ordered.distinct()
+    # Already clustered by (a, b), so the de-duplication needs no second shuffle.
+    return ordered.repartition(partitions, "a", "b").dropDuplicates(["a", "b"])
 
 
-def large_star(edges: DataFrame) -> DataFrame:
-    both = edges.select(F.col("a").alias("u"), F.col("b").alias("v")).unionByName(
-        edges.select(F.col("b").alias("u"), F.col("a").alias("v"))
+def large_star(edges: DataFrame, partitions: int) -> DataFrame:
+    both = (
+        edges.select(F.col("a").alias("u"), F.col("b").alias("v"))
+        .unionByName(edges.select(F.col("b").alias("u"), F.col("a").alias("v")))
+        .repartition(partitions, "u")  # the group-by and the join below reuse this partitioning
     )
     # m(u): smallest label among u and its neighbours.
     smallest = both.groupBy("u").agg(F.min("v").alias("m")).select("u", F.least("u", "m").alias("m"))
@@ -56,19 +66,21 @@ def large_star(edges: DataFrame) -> DataFrame:
     return _normalise(
         both.filter(F.col("v") > F.col("u"))
         .join(smallest, "u")
-        .select(F.col("m").alias("a"), F.col("v").alias("b"))
+        .select(F.col("m").alias("a"), F.col("v").alias("b")),
+        partitions,
     )
 
 
-def small_star(edges: DataFrame) -> DataFrame:
+def small_star(edges: DataFrame, partitions: int) -> DataFrame:
     # Orient every edge from its larger end u = b to its smaller end v = a.
-    smallest = edges.groupBy("b").agg(F.min("a").alias("m"))  # m(u) < u: u's smallest neighbour
-    relinked = edges.join(smallest, "b").select(F.col("m").alias("a"), F.col("a").alias("b"))
+    by_larger = edges.repartition(partitions, "b")
+    smallest = by_larger.groupBy("b").agg(F.min("a").alias("m"))  # m(u) < u: u's smallest neighbour
+    relinked = by_larger.join(smallest, "b").select(F.col("m").alias("a"), F.col("a").alias("b"))
     own = smallest.select(F.col("m").alias("a"), F.col("b").alias("b"))
-    return _normalise(relinked.unionByName(own))
+    return _normalise(relinked.unionByName(own), partitions)
 
 
-def _star_forest_check(edges: DataFrame) -> tuple[bool, int]:
+def _star_forest_check(edges: DataFrame, partitions: int | None = None) -> tuple[bool, int]:
     """(is every component a star around its minimum, number of edges), in one pass.
 
     A star forest with minimum centres: every b has exactly one a, and no a is itself some b.
@@ -78,6 +90,8 @@ def _star_forest_check(edges: DataFrame) -> tuple[bool, int]:
     ).unionByName(
         edges.select(F.col("a").alias("node"), F.lit(0).alias("as_leaf"), F.lit(1).alias("as_centre"))
     )
+    if partitions is not None:
+        roles = roles.repartition(partitions, "node")
     per_node = roles.groupBy("node").agg(F.sum("as_leaf").alias("leaf"), F.max("as_centre").alias("centre"))
     bad = (F.col("leaf") > 1) | ((F.col("leaf") >= 1) & (F.col("centre") == 1))
     # Each edge has exactly one leaf end, so the leaf counts add up to the edge count.
@@ -91,17 +105,20 @@ def _star_forest_check(edges: DataFrame) -> tuple[bool, int]:
 def connected_components(edges: DataFrame, *, max_rounds: int = 60) -> Components:
     """Label every node of an undirected graph given as columns (a, b) with its component's minimum."""
     current = _normalise(edges.select(F.col("a").cast("string"), F.col("b").cast("string")))
-    current = current.localCheckpoint(eager=True)
+    # Cut the plan here; the check below is the action that computes and stores it.
+    current = current.localCheckpoint(eager=False)
     # LSH links bucket members to the bucket minimum, so the input is often a star forest already.
     converged, edges_in = _star_forest_check(current)
+    # Partitions from the graph's size, not the machine: the result never depends on them.
+    partitions = max(1, -(-edges_in // EDGES_PER_PARTITION))
     rounds = 0
     while not converged:
         if rounds >= max_rounds:
             raise ComponentsDidNotConverge(f"connected components did not converge in {max_rounds} rounds")
         rounds += 1
-        current = large_star(current).localCheckpoint(eager=True)
-        current = small_star(current).localCheckpoint(eager=True)
-        converged, _ = _star_forest_check(current)
+        # One Spark job per round: both stars and the convergence check run in the check's action.
+        current = small_star(large_star(current, partitions), partitions).localCheckpoint(eager=False)
+        converged, _ = _star_forest_check(current, partitions)
     labels = (
         current.select(F.col("b").alias("node"), F.col("a").alias("root"))
         .unionByName(current.select(F.col("a").alias("node"), F.col("a").alias("root")))

@@ -314,31 +314,32 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     log(lsh.explain())
     cached: list[DataFrame] = []
 
-    signatures = source.select("doc_id", "content").mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
+    # Spread the MinHash work over every task slot: a stage output of one or two Parquet files
+    # would otherwise be read, and hashed, by one or two tasks. Hash partitioning by doc_id keeps
+    # the split independent of file layout (the signatures never depend on it anyway).
+    spread = source.select("doc_id", "content").repartition("doc_id")
+    signatures = spread.mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
     signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(signatures)
-    counted = signatures.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.size("band_keys") > 0, 1).otherwise(0)).alias("indexed"),
-    ).collect()[0]
-    rows_in, indexed_docs = int(counted["rows"]), int(counted["indexed"] or 0)
-
     members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
-    buckets = (
-        members.groupBy("band", "key")
-        .agg(F.count(F.lit(1)).alias("size"), F.min("doc_id").alias("anchor"))
+    # One shuffle by bucket gives every member its bucket's size and smallest doc_id (the anchor);
+    # only members of buckets with a second document are kept, and cached for the steps below.
+    bucket = Window.partitionBy("band", "key")
+    joined = (
+        members.withColumn("size", F.count(F.lit(1)).over(bucket))
+        .withColumn("anchor", F.min("doc_id").over(bucket))
         .filter(F.col("size") >= 2)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    cached.append(buckets)
-    bucket_facts = buckets.agg(
+    cached.append(joined)
+    heads = joined.filter(F.col("doc_id") == F.col("anchor"))  # one row per candidate bucket
+    bucket_facts = heads.agg(
         F.count(F.lit(1)).alias("buckets"),
         F.coalesce(F.max("size"), F.lit(0)).alias("largest"),
         F.sum(F.when(F.col("size") > config.bucket_cap, 1).otherwise(0)).alias("capped"),
         F.sum(F.when(F.col("size") > config.bucket_cap, F.col("size")).otherwise(0)).alias("capped_members"),
     ).collect()[0]
 
-    joined = members.join(buckets, ["band", "key"])
     star_edges = joined.filter(F.col("doc_id") != F.col("anchor")).select(
         F.col("anchor").alias("a"), F.col("doc_id").alias("b")
     )
@@ -391,10 +392,11 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         .select("doc_id", "cluster_id", "rank", "kept_doc_id", "cluster_size")
     )
     decisions = (
-        signatures.select("doc_id")
+        signatures.select("doc_id", (F.size("band_keys") > 0).alias("indexed"))
         .join(clustered, "doc_id", "left")
         .select(
             "doc_id",
+            "indexed",
             F.coalesce("cluster_id", "doc_id").alias("cluster_id"),
             F.coalesce(F.col("rank") == 1, F.lit(True)).alias("is_kept"),
             "kept_doc_id",
@@ -431,11 +433,14 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     )
 
     summary = decisions.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.col("indexed"), 1).otherwise(0)).alias("indexed"),
         F.sum(F.when(~F.col("is_kept"), 1).otherwise(0)).alias("removed"),
         F.countDistinct(F.when(F.col("cluster_size") > 1, F.col("cluster_id"))).alias("clusters"),
         F.sum(F.when(F.col("cluster_size") > 1, 1).otherwise(0)).alias("clustered_docs"),
         F.max("cluster_size").alias("largest_cluster"),
     ).collect()[0]
+    rows_in, indexed_docs = int(summary["rows"]), int(summary["indexed"] or 0)
     facts = {
         "lsh": {
             "num_perm": lsh.num_perm,

@@ -1,0 +1,478 @@
+"""Near dedup measured against exact Jaccard, and against datasketch on the same data.
+
+    .venv/bin/python benchmarks/dedup.py                 # 1x, 4x, 16x; ~10-20 minutes on 2 cores
+    .venv/bin/python benchmarks/dedup.py --scales 1      # quick look
+
+The corpus is real code from this machine with a known truth:
+  * the standard library's top-level modules of every Python under ~/.pyenv (2.7 to 3.13), i.e. the
+    same modules in up to nine versions (falls back to this interpreter's stdlib alone);
+  * vendored copies of the same packages (packaging, idna, tomli, platformdirs, requests, ...)
+    inside pip, setuptools, pkg_resources and wheel of every environment found;
+  * mutated copies (lines dropped or duplicated, identifiers renamed) of a fifth of the files.
+Byte-identical files are dropped first (exact dedup is not what is measured here). For 4x and 16x
+every document gets 3 or 15 further mutated copies.
+
+The truth is the exact Jaccard of every pair of documents on the same token 5-gram shingles
+(a sparse documents x shingles matrix multiplied by its transpose: exact, all pairs).
+
+Printed, in one run, for codecook (Spark, `quality.dedup.engine.near_dedup`) and for datasketch
+(MinHash.generator + MinHashLSH with the same bands x rows + union-find in Python, one process):
+  * recall: share of pairs with J >= 0.7 / 0.8 / 0.9 that end in the same cluster;
+  * removal precision: share of removed documents with a kept document at J >= 0.5;
+  * docs/s over the dedup itself, Spark start-up reported separately;
+  * peak memory: proportional set size (PSS) of the whole process tree (JVM, Python driver and
+    workers), sampled every 0.2 s.
+Goals (issue 3): recall >= 0.99 at J >= 0.8, removal precision >= 0.99, docs/s >= 2x datasketch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from quality.dedup import minhash  # noqa: E402
+from quality.dedup.config import DedupConfig  # noqa: E402
+from quality.dedup.keep import keep_key  # noqa: E402
+from quality.schema import content_sha256, make_doc_id  # noqa: E402
+
+MAX_BYTES = 100_000
+VENDORED = (
+    "pip/_vendor/packaging",
+    "setuptools/_vendor/packaging",
+    "pkg_resources/_vendor/packaging",
+    "wheel/vendored/packaging",
+    "pip/_vendor/idna",
+    "pip/_vendor/tomli",
+    "setuptools/_vendor/tomli",
+    "pip/_vendor/platformdirs",
+    "setuptools/_vendor/platformdirs",
+    "pip/_vendor/certifi",
+    "pip/_vendor/requests",
+    "pip/_vendor/cachecontrol",
+    "pip/_vendor/resolvelib",
+    "pip/_vendor/distro",
+)
+LICENCES = ("MIT", "Apache-2.0", "GPL-3.0", "PSF-2.0", None)
+
+
+# --------------------------------------------------------------------------------------- corpus
+def _stdlib_roots() -> list[str]:
+    import sysconfig
+
+    roots = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/*/lib/python[23].*")))
+    roots = [r for r in roots if os.path.isfile(os.path.join(r, "os.py"))]
+    return roots or [sysconfig.get_paths()["stdlib"]]
+
+
+def _site_roots() -> list[str]:
+    import sysconfig
+
+    found = glob.glob(os.path.expanduser("~/.pyenv/versions/*/lib/python*/site-packages"))
+    found += ["/usr/lib/python3/dist-packages", sysconfig.get_paths()["purelib"]]
+    return sorted({r for r in found if os.path.isdir(r)})
+
+
+def _version_date(path: str) -> str:
+    """Newer Python, newer commit date: so the keep policy has real dates to order by."""
+    match = re.search(r"python(\d)\.(\d+)", path)
+    major, minor = (int(match.group(1)), int(match.group(2))) if match else (3, 11)
+    return f"{2008 + (major - 2) * 6 + minor:04d}-06-01T00:00:00Z"
+
+
+def mutate(text: str, rng: random.Random) -> str:
+    """A fork's edits: drop and duplicate lines, rename an identifier; strength varies per copy."""
+    rate = rng.uniform(0.01, 0.3)
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        roll = rng.random()
+        if roll < rate / 2:
+            continue
+        out.append(line)
+        if roll > 1 - rate / 4:
+            out.append(rng.choice(lines))
+    mutated = "\n".join(out)
+    names = [t for t in set(re.findall(r"\b[a-z_][a-z0-9_]{4,}\b", mutated)) if mutated.count(t) >= 3]
+    if names and rng.random() < 0.6:
+        old = sorted(names)[rng.randrange(len(names))]
+        mutated = re.sub(rf"\b{old}\b", old + "_renamed", mutated)
+    return mutated
+
+
+def base_corpus(seed: int = 7) -> tuple[list[dict], dict]:
+    rng = random.Random(seed)
+    files: list[str] = []
+    for root in _stdlib_roots():
+        files += [f for f in glob.glob(f"{root}/*.py") if os.path.basename(f)[0] in "abcdefghijklm"]
+    for root in _site_roots():
+        for folder in VENDORED:
+            files += glob.glob(f"{root}/{folder}/**/*.py", recursive=True)
+    files = sorted(f for f in set(files) if 0 < os.path.getsize(f) <= MAX_BYTES)
+    docs, seen = [], set()
+    for path in files:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        sha = content_sha256(text)
+        if sha in seen or not text.strip():
+            continue
+        seen.add(sha)
+        docs.append(_doc(path, text, rng))
+    originals = len(docs)
+    for doc in list(docs):
+        if rng.random() < 0.2:
+            text = mutate(doc["content"], rng)
+            if content_sha256(text) not in seen:
+                seen.add(content_sha256(text))
+                docs.append(_doc(doc["path"] + "#fork", text, rng))
+    return docs, {"files": len(files), "distinct_files": originals, "mutated_copies": len(docs) - originals}
+
+
+def _doc(path: str, text: str, rng: random.Random) -> dict:
+    return {
+        "doc_id": make_doc_id("bench", path),
+        "content": text,
+        "path": path,
+        "lang": "python",
+        "size_bytes": len(text.encode("utf-8", "surrogatepass")),
+        "sha256": content_sha256(text),
+        "stars": None if rng.random() < 0.1 else rng.randrange(0, 2000),
+        "commit_date": _version_date(path),
+        "licence": rng.choice(LICENCES),
+    }
+
+
+def scaled(docs: list[dict], factor: int, seed: int = 11) -> list[dict]:
+    """The corpus with factor - 1 more mutated copies of every document."""
+    rng = random.Random(seed)
+    out = list(docs)
+    for copy in range(1, factor):
+        for doc in docs:
+            out.append(_doc(f"{doc['path']}#copy{copy}", mutate(doc["content"], rng), rng))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- truth
+def exact_similarity(docs: list[dict], shingle_size: int):
+    """Sparse matrix of the exact Jaccard of every pair sharing at least one shingle (upper triangle)."""
+    from scipy import sparse
+
+    sets = []
+    for start in range(0, len(docs), 500):
+        sets += minhash.shingle_sets([d["content"] for d in docs[start : start + 500]], shingle_size)
+    sizes = np.array([len(s) for s in sets], dtype=np.int64)
+    values, columns = np.unique(np.concatenate(sets), return_inverse=True)
+    rows = np.repeat(np.arange(len(sets)), sizes)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(columns), dtype=np.int32), (rows, columns)), shape=(len(sets), len(values))
+    )
+    shared = sparse.triu(matrix @ matrix.T, k=1).tocoo()
+    jaccard = shared.data / (sizes[shared.row] + sizes[shared.col] - shared.data)
+    return shared.row, shared.col, jaccard
+
+
+def quality(docs, truth, decisions) -> dict:
+    """Recall per threshold and removal precision from (cluster_id, kept) per doc_id."""
+    rows, cols, jaccard = truth
+    index = {d["doc_id"]: i for i, d in enumerate(docs)}
+    cluster = np.empty(len(docs), dtype=object)
+    kept = np.zeros(len(docs), dtype=bool)
+    for doc_id, (cluster_id, is_kept) in decisions.items():
+        cluster[index[doc_id]] = cluster_id
+        kept[index[doc_id]] = is_kept
+    same = cluster[rows] == cluster[cols]
+    report = {}
+    for threshold in (0.7, 0.8, 0.9):
+        mask = jaccard >= threshold
+        report[f"pairs_J>={threshold}"] = int(mask.sum())
+        report[f"recall_J>={threshold}"] = float(same[mask].mean()) if mask.any() else float("nan")
+    removed = ~kept
+    twin = np.zeros(len(docs), dtype=bool)
+    close = jaccard >= 0.5
+    np.logical_or.at(twin, rows[close & kept[cols]], True)
+    np.logical_or.at(twin, cols[close & kept[rows]], True)
+    report["removed"] = int(removed.sum())
+    report["removal_precision"] = float(twin[removed].mean()) if removed.any() else float("nan")
+    # The empirical S-curve: share of pairs in the same cluster, per Jaccard bin.
+    bins = np.arange(0.3, 1.01, 0.1)
+    curve = []
+    for low in bins[:-1]:
+        mask = (jaccard >= low) & (jaccard < low + 0.1 if low < 0.85 else jaccard <= 1.0)
+        if mask.any():
+            curve.append((round(float(low), 1), int(mask.sum()), round(float(same[mask].mean()), 4)))
+    report["same_cluster_by_jaccard"] = curve
+    return report
+
+
+# ------------------------------------------------------------------------------------ children
+def child_codecook(args) -> dict:
+    from quality.dedup.engine import near_dedup
+    from quality.recipe import SparkConfig
+    from quality.spark_session import build_spark_session
+    from quality.storage import StorageLayout, write_stage
+
+    started = time.perf_counter()
+    spark = build_spark_session(
+        SparkConfig(
+            master=args.master, driver_memory="4g", shuffle_partitions=8, conf={"spark.ui.enabled": "false"}
+        ),
+        app_name="codecook-bench",
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.range(1).count()  # the JVM and the first job are start-up, not dedup
+    startup = time.perf_counter() - started
+    config = _config(args)
+    begin = time.perf_counter()
+    result = near_dedup(spark.read.parquet(args.input), config, log=lambda _: None)
+    decisions = {
+        r["doc_id"]: (r["cluster_id"], True) for r in result.kept.select("doc_id", "cluster_id").collect()
+    }
+    decisions.update(
+        {
+            r["doc_id"]: (r["cluster_id"], False)
+            for r in result.rejected.select("doc_id", "cluster_id").collect()
+        }
+    )
+    dedup_seconds = time.perf_counter() - begin
+    begin = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
+        write_stage(
+            result.kept,
+            result.rejected,
+            paths=StorageLayout(scratch).stage("near_dedup"),
+            rows_in=result.rows_in,
+            recipe_hash="bench",
+        )
+    write_seconds = time.perf_counter() - begin
+    result.release()
+    spark.stop()
+    return {
+        "startup_s": startup,
+        "dedup_s": dedup_seconds,
+        "write_s": write_seconds,
+        "decisions": decisions,
+        "rounds": result.facts["component_rounds"],
+        "capped_buckets": result.facts["capped_buckets"],
+        "largest_bucket": result.facts["largest_bucket"],
+    }
+
+
+def child_datasketch(args) -> dict:
+    from datasketch import MinHash, MinHashLSH
+
+    config = _config(args)
+    lsh_params = config.lsh()
+    table = pq.read_table(args.input).to_pylist()
+    begin = time.perf_counter()
+    separator = re.compile(r"[^\w]+")
+
+    def shingles(text: str) -> list[bytes]:
+        tokens = [t for t in separator.split(text) if t]
+        if len(tokens) < config.min_tokens:
+            return []
+        return list({" ".join(tokens[i : i + config.shingle_size]).encode() for i in range(len(tokens) - 4)})
+
+    grams = [shingles(row["content"]) for row in table]
+    lsh = MinHashLSH(num_perm=config.num_perm, params=(lsh_params.num_bands, lsh_params.rows_per_band))
+    signatures = {}
+    for row, shingle_list, signature in zip(
+        table, grams, MinHash.generator(grams, num_perm=config.num_perm, seed=config.seed), strict=True
+    ):
+        if shingle_list:
+            signatures[row["doc_id"]] = signature
+            lsh.insert(row["doc_id"], signature)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for doc_id, signature in signatures.items():
+        for other in lsh.query(signature):
+            a, b = find(doc_id), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    members: dict[str, list[dict]] = {}
+    for row in table:
+        members.setdefault(find(row["doc_id"]), []).append(row)
+    decisions = {}
+    for root, rows in members.items():
+        winner = min(rows, key=lambda r: keep_key(r, config.permissive_licences))["doc_id"]
+        for row in rows:
+            decisions[row["doc_id"]] = (root, row["doc_id"] == winner)
+    return {"startup_s": 0.0, "dedup_s": time.perf_counter() - begin, "write_s": 0.0, "decisions": decisions}
+
+
+def _config(args) -> DedupConfig:
+    return DedupConfig(num_bands=args.bands, rows_per_band=args.rows, verify=args.verify)
+
+
+class PeakMemory:
+    """Peak PSS of a process and all its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        import psutil
+
+        self.process, self.interval, self.peak = psutil.Process(pid), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> int:
+        import psutil
+
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += proc.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self._sample())
+            except Exception:  # noqa: BLE001  (the process may exit between two samples)
+                pass
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def run_child(kind: str, parquet: Path, args) -> dict:
+    output = parquet.with_suffix(f".{kind}.json")
+    command = [
+        sys.executable, __file__, "--child", kind, "--input", str(parquet), "--output", str(output),
+        "--bands", str(args.bands), "--rows", str(args.rows), "--master", args.master, "--workdir", str(args.workdir),
+    ]  # fmt: skip
+    if args.verify:
+        command.append("--verify")
+    with open(parquet.with_suffix(f".{kind}.log"), "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        meter = PeakMemory(process.pid)
+        code = process.wait()
+        peak = meter.stop()
+    if code != 0:
+        raise RuntimeError(f"{kind} child failed ({code}); see {parquet.with_suffix(f'.{kind}.log')}")
+    result = json.loads(output.read_text())
+    result["decisions"] = {k: tuple(v) for k, v in result["decisions"].items()}
+    result["peak_pss_mib"] = peak / 2**20
+    return result
+
+
+# --------------------------------------------------------------------------------------- report
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="1,4,16")
+    parser.add_argument(
+        "--truth-max-scale", type=int, default=4, help="Exact all-pairs Jaccard up to this scale."
+    )
+    parser.add_argument("--baseline-max-scale", type=int, default=16, help="Run datasketch up to this scale.")
+    parser.add_argument("--bands", type=int, default=25)
+    parser.add_argument("--rows", type=int, default=10)
+    parser.add_argument(
+        "--verify", action="store_true", help="codecook: exact-Jaccard verification of candidates."
+    )
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--child", choices=("codecook", "datasketch"), help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = (child_codecook if args.child == "codecook" else child_datasketch)(args)
+        Path(args.output).write_text(json.dumps(result))
+        return
+
+    args.workdir = Path(args.workdir or tempfile.mkdtemp(prefix="codecook-dedup-bench-"))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    config = _config(args)
+    print(config.lsh().explain())
+    print(
+        f"load average at start: {os.getloadavg()}  (2 cores; other work on the machine slows every figure)"
+    )
+    built = time.perf_counter()
+    base, composition = base_corpus()
+    print(
+        f"corpus 1x: {len(base)} docs, {sum(d['size_bytes'] for d in base) / 1e6:.1f} MB "
+        f"({composition['files']} files found, {composition['distinct_files']} distinct, "
+        f"{composition['mutated_copies']} mutated copies; {len(_stdlib_roots())} stdlib versions) "
+        f"built in {time.perf_counter() - built:.0f}s"
+    )
+    rows = []
+    for factor in [int(s) for s in args.scales.split(",")]:
+        docs = scaled(base, factor)
+        parquet = args.workdir / f"corpus_{factor}x.parquet"
+        pq.write_table(pa.Table.from_pylist(docs), parquet, compression="zstd")
+        megabytes = sum(d["size_bytes"] for d in docs) / 1e6
+        truth = None
+        if factor <= args.truth_max_scale:
+            began = time.perf_counter()
+            truth = exact_similarity(docs, config.shingle_size)
+            print(
+                f"\n[{factor}x] {len(docs)} docs, {megabytes:.0f} MB; exact Jaccard of all pairs: "
+                f"{len(truth[2])} pairs share a shingle, {int((truth[2] >= 0.7).sum())} at J>=0.7 "
+                f"({time.perf_counter() - began:.0f}s)"
+            )
+        else:
+            print(f"\n[{factor}x] {len(docs)} docs, {megabytes:.0f} MB; no exact truth at this scale")
+        systems = ["codecook"] + (["datasketch"] if factor <= args.baseline_max_scale else [])
+        for kind in systems:
+            result = run_child(kind, parquet, args)
+            row = {
+                "scale": f"{factor}x",
+                "system": kind,
+                "docs": len(docs),
+                "MB": round(megabytes),
+                "dedup_s": round(result["dedup_s"], 1),
+                "docs_per_s": round(len(docs) / result["dedup_s"], 1),
+                "startup_s": round(result["startup_s"], 1),
+                "write_s": round(result["write_s"], 1),
+                "peak_pss_mib": round(result["peak_pss_mib"]),
+            }
+            if truth is not None:
+                found = quality(docs, truth, result["decisions"])
+                row.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in found.items()})
+            rows.append(row)
+            print(json.dumps(row))
+    print("\nsummary")
+    header = ["scale", "system", "docs", "docs_per_s", "dedup_s", "startup_s", "write_s", "peak_pss_mib",
+              "recall_J>=0.7", "recall_J>=0.8", "recall_J>=0.9", "removal_precision"]  # fmt: skip
+    print(" | ".join(header))
+    for row in rows:
+        print(" | ".join(str(row.get(h, "-")) for h in header))
+    for factor in sorted({r["scale"] for r in rows}, key=lambda s: int(s[:-1])):
+        ours = next(r for r in rows if r["scale"] == factor and r["system"] == "codecook")
+        theirs = next((r for r in rows if r["scale"] == factor and r["system"] == "datasketch"), None)
+        if theirs:
+            print(
+                f"{factor}: codecook / datasketch throughput = {ours['docs_per_s'] / theirs['docs_per_s']:.2f}x "
+                f"(goal >= 2x); peak PSS {ours['peak_pss_mib']} vs {theirs['peak_pss_mib']} MiB"
+            )
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
