@@ -27,6 +27,14 @@ CHECKPOINT = "checkpoint"
 CHECKPOINT_KEYS = ("hf_model_dir", "tokenizer_dir", "mlflow_run_id")
 # Recipe sections not worth a parameter column (paths, engines, this section itself).
 UNLOGGED_SECTIONS = ("sources", "spark", "mlflow", "eval", "name")
+# Data sections logged with their defaults filled in (a recipe silent on the dedup threshold still
+# ran with one); "module:Class" so a stage that is missing or renamed only loses its columns.
+RESOLVED_SECTIONS = {
+    "dedup": "quality.dedup.config:DedupConfig",
+    "quality_filter": "quality.filters:FilterConfig",
+    "decontamination": "quality.decontaminate:DecontaminationConfig",
+    "code_mix": "quality.mix:MixConfig",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +88,7 @@ def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, dict):
             flat.update(flatten(value, f"{name}."))
         else:
-            flat[name] = json.dumps(value) if isinstance(value, list) else str(value)
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
     return flat
 
 
@@ -91,10 +99,15 @@ def log_recipe_settings(loaded: Recipe, manifest: dict[str, Any]) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    settings = {
-        f"recipe.{k}": v[:500]
+    sections = {
+        section: body
         for section, body in loaded.document.items()
         if section not in UNLOGGED_SECTIONS and isinstance(body, dict)
+    }
+    sections.update(resolved_sections(loaded))
+    settings = {
+        f"recipe.{k}": v[:500]
+        for section, body in sections.items()
         for k, v in flatten(body, f"{section}.").items()
     }
     settings.update({f"model.{k}": str(manifest[k]) for k in ("preset", "steps") if k in manifest})
@@ -112,6 +125,21 @@ def log_recipe_settings(loaded: Recipe, manifest: dict[str, Any]) -> None:
                     pass
     if "final_loss" in manifest:
         mlflow.log_metric("model.final_loss", float(manifest["final_loss"]))
+
+
+def resolved_sections(loaded: Recipe) -> dict[str, dict[str, Any]]:
+    import dataclasses
+    import importlib
+
+    resolved = {}
+    for section, ref in RESOLVED_SECTIONS.items():
+        module, _, name = ref.partition(":")
+        try:
+            config = loaded.section(section, getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError, TypeError):
+            continue
+        resolved[section] = dataclasses.asdict(config)
+    return resolved
 
 
 def write_parquet_atomic(layout: StorageLayout, path: str, rows: list[dict[str, Any]]) -> None:

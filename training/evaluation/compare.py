@@ -21,6 +21,7 @@ SETTING_PATTERNS = (
     "recipe.*profile*",
     "recipe.*num_bands*",
     "recipe.*rows_per_band*",
+    "recipe.quality_filter.*",
     "model.preset",
     "model.steps",
     "preset",
