@@ -26,6 +26,7 @@ from training.evaluation.fim import (
     select_examples,
 )
 from training.evaluation.generation import (
+    CODE_BLOCK_END,
     GenerationConfig,
     HFBackend,
     OpenAICompletionsBackend,
@@ -222,6 +223,9 @@ def test_truncate_and_extract_code():
     reply = "Sure!\n```python\ndef f(x):\n    return x\n```\nDone."
     assert extract_code(reply) == "def f(x):\n    return x\n"
     assert extract_code("no fences") == "no fences"
+    # Chat replies end after their first closed code block.
+    assert truncate_at_stops(reply, (CODE_BLOCK_END,)) == "Sure!\n```python\ndef f(x):\n    return x\n```"
+    assert truncate_at_stops("```python\nunfinished", (CODE_BLOCK_END,)) == "```python\nunfinished"
 
 
 def test_hf_backend_generates_greedy_batches_cut_at_stops(tiny_backend):

@@ -66,11 +66,32 @@ class Backend(Protocol):
         ...
 
 
+# A stop "sequence" for chat replies: generation ends once the reply holds one complete fenced
+# code block (the explanation models add after it is not needed). Never sent to a server.
+CODE_BLOCK_END = "<end of the first code block>"
+
+
+def first_code_block_end(text: str) -> int:
+    """Index just past the closing fence of the first fenced block, or -1 if none is closed yet."""
+    opening = text.find("```")
+    if opening == -1:
+        return -1
+    body = text.find("\n", opening)
+    if body == -1:
+        return -1
+    closing = text.find("```", body)
+    return -1 if closing == -1 else closing + 3
+
+
 def truncate_at_stops(text: str, stops: Sequence[str]) -> str:
     """`text` up to (not including) the earliest occurrence of any stop sequence."""
     cut = len(text)
     for stop in stops:
-        if stop:
+        if stop == CODE_BLOCK_END:
+            index = first_code_block_end(text)
+            if index != -1:
+                cut = min(cut, index)
+        elif stop:
             index = text.find(stop)
             if index != -1:
                 cut = min(cut, index)
@@ -234,8 +255,12 @@ def _stop_on_strings_class() -> type:
                 if self.finished[row] or not stops:
                     continue
                 tail = self.tokenizer.decode(input_ids[row, start:], skip_special_tokens=True)
-                if any(stop in tail for stop in stops):
+                if any(stop in tail for stop in stops if stop != CODE_BLOCK_END):
                     self.finished[row] = True
+                elif CODE_BLOCK_END in stops and "```" in tail:
+                    # A fence just appeared: look at the whole reply for a closed block.
+                    reply = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
+                    self.finished[row] = first_code_block_end(reply) != -1
             return torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device)
 
     return StopOnStrings
@@ -302,8 +327,9 @@ class OpenAICompletionsBackend:
             "n": config.n,
             "seed": config.seed,
         }
-        if stop:
-            body["stop"] = stop[: self.max_server_stops]
+        server_stops = [s for s in stop if s != CODE_BLOCK_END]
+        if server_stops:
+            body["stop"] = server_stops[: self.max_server_stops]
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

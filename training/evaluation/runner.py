@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from training.evaluation.execution import SampleResult, execute_samples, summarize, write_results
-from training.evaluation.generation import Backend, GenerationConfig, extract_code
+from training.evaluation.generation import CODE_BLOCK_END, Backend, GenerationConfig, extract_code
 from training.evaluation.problems import Problem, load_benchmark, select
 from training.sandbox import Sandbox, SandboxConfig
 
@@ -27,8 +27,8 @@ def build_prompts(
         chat = getattr(backend, "chat_prompt", None)
         if chat is None:
             raise ValueError(f"backend {backend.name} has no chat template; use prompt_style=completion")
-        # A chat reply ends with the end-of-turn token; no code-level stop would be safe inside Markdown.
-        return [chat(p.instruction) for p in problems.values()], [() for _ in problems]
+        # The reply is done once its first code block is closed (or at the end-of-turn token).
+        return [chat(p.instruction) for p in problems.values()], [(CODE_BLOCK_END,) for _ in problems]
     raise ValueError(f"unknown prompt_style {prompt_style!r}")
 
 
