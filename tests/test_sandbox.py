@@ -3,9 +3,11 @@ verdict, leave the harness working, change nothing outside the sandbox and leave
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
 import textwrap
 import time
 import uuid
@@ -335,3 +337,59 @@ def test_without_namespaces_escaped_children_are_reaped_through_the_cgroup():
         assert keep.exists()
     finally:
         keep.unlink()
+
+
+UNPRIVILEGED_EVALUATOR = """
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from training.sandbox import Sandbox, SandboxConfig
+with Sandbox(SandboxConfig(timeout_s=1.0, workers=1)) as box:
+    programs = {
+        "ok": "assert 1 + 1 == 2",
+        "network": "import socket\\nsocket.create_connection(('127.0.0.1', 22), timeout=0.5)",
+        "write": "open(sys_path_project + '/planted.txt', 'w')".replace("sys_path_project", repr(sys.argv[1])),
+        "loop": "while True:\\n    pass",
+        "detached": "import os\\nif os.fork() == 0:\\n    os.setsid()\\n    if os.fork() == 0:\\n        os.execvp('sleep', ['sleep', '979'])\\n    os._exit(0)",
+    }
+    verdicts = {name: box.run(code).result for name, code in programs.items()}
+    left = subprocess.run(["pgrep", "-a", "-f", "sleep 97[9]"], capture_output=True, text=True).stdout.splitlines()
+    print(json.dumps({"isolation": box.isolation, "verdicts": verdicts, "left": left}))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists("/usr/bin/python3"),
+    reason="needs root to start an unprivileged evaluator (runuser) and a system python3",
+)
+def test_unprivileged_evaluator_gets_user_namespace_isolation():
+    # Not root: a user namespace gives the network, mount and PID namespaces; there is no second
+    # uid to drop to and cgroups are not writable, and the report says so.
+    completed = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "nobody",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            UNPRIVILEGED_EVALUATOR,
+            str(PROJECT_ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    isolation, verdicts = report["isolation"], report["verdicts"]
+    assert isolation["user_namespace"] and isolation["pid_namespace"] and isolation["network_namespace"]
+    assert isolation["read_only_root"] and not isolation["drop_user"]
+    assert any(m.startswith("unprivileged user") for m in isolation["missing"])
+    assert verdicts["ok"] == "passed" and verdicts["detached"] == "passed"
+    assert verdicts["network"].startswith("failed: OSError") and verdicts["write"].startswith(
+        "failed: OSError"
+    )
+    assert verdicts["loop"] == "timed out"
+    assert report["left"] == []
+    assert not (PROJECT_ROOT / "planted.txt").exists()

@@ -646,6 +646,7 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
             Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
             Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
             report["user_namespace"] = True
+            _become_init_of_own_pid_namespace()
         except OSError as error:
             report["missing"].append(f"user namespace: {error}")
     try:
@@ -703,6 +704,18 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
             "unprivileged user: no second uid in a user namespace; runs as the evaluator's user"
         )
     return report, pid_namespaces
+
+
+def _become_init_of_own_pid_namespace() -> None:
+    """In a user namespace the zygote may not re-enter the host's PID namespace (setns needs
+    CAP_SYS_ADMIN over it), which per-sample namespaces rely on. So it continues as PID 1 of a
+    namespace its user namespace owns; the original process only waits and passes on the exit."""
+    _unshare(CLONE_NEWPID)
+    child = os.fork()
+    if child:
+        status = os.waitpid(child, 0)[1]
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _hide_proc() -> str:
