@@ -349,6 +349,7 @@ with Sandbox(SandboxConfig(timeout_s=1.0, workers=1)) as box:
         "network": "import socket\\nsocket.create_connection(('127.0.0.1', 22), timeout=0.5)",
         "write": "open(sys_path_project + '/planted.txt', 'w')".replace("sys_path_project", repr(sys.argv[1])),
         "loop": "while True:\\n    pass",
+        "fork_bomb": "import os\\nwhile True:\\n    os.fork()",
         "detached": "import os\\nif os.fork() == 0:\\n    os.setsid()\\n    if os.fork() == 0:\\n        os.execvp('sleep', ['sleep', '979'])\\n    os._exit(0)",
     }
     verdicts = {name: box.run(code).result for name, code in programs.items()}
@@ -391,5 +392,6 @@ def test_unprivileged_evaluator_gets_user_namespace_isolation():
         "failed: OSError"
     )
     assert verdicts["loop"] == "timed out"
+    assert verdicts["fork_bomb"].startswith("failed: BlockingIOError")  # RLIMIT_NPROC, per namespace
     assert report["left"] == []
     assert not (PROJECT_ROOT / "planted.txt").exists()

@@ -67,15 +67,19 @@ Where namespaces are unavailable
 --------------------------------
 Each layer is tried and the zygote reports what it got (`Sandbox.isolation`); a missing layer
 logs a warning, or refuses to start with `SandboxConfig(strict=True)`.
-- Not root but unprivileged user namespaces allowed: the zygote enters a user namespace first
-  and gets the network, mount (read-only remount, tmpfs) and PID namespaces. There is no second
-  uid to drop to, so the sample runs as the evaluator's own user: files stay read-only through the
-  mount namespace, but files readable by that user are readable by the sample. RLIMIT_NPROC
-  counts all of that user's processes.
-- No namespaces at all: the sample runs in its own session as the same user. There is no network
-  isolation, files writable by the user can be changed, and a process that escapes the session
-  can only be reaped through the pids cgroup (kill loop) where one is writable; otherwise it may
-  survive the sample. Use a container for such machines.
+- Not root, unprivileged user namespaces allowed (tested here by running the evaluator as
+  `nobody`): the zygote enters a user namespace, becomes PID 1 of a PID namespace that namespace
+  owns, and gets the network, mount (read-only remount, tmpfs, hidden /proc) and per-sample PID
+  namespaces as above. There is no second uid to drop to, so the sample runs as the evaluator's own
+  user: files stay read-only through the mount namespace, but what that user may read the sample may
+  read too. Cgroups are usually not writable: the process limit is RLIMIT_NPROC, which a user
+  namespace counts per namespace (Linux >= 5.14), and there is no tree-wide memory cap beyond the
+  per-process address-space limit.
+- No namespaces at all (`namespaces=False` reproduces it): the sample runs in its own session and,
+  as root, under its own uid. There is no network isolation; files the sample's user may write can
+  be changed; children that leave the session are killed through the pids cgroup (a kill loop until
+  it is empty), and where no cgroup is writable either, such a child may outlive the sample. Run
+  evaluation in a container on such machines.
 """
 
 from __future__ import annotations
@@ -808,6 +812,7 @@ def _zygote_main() -> None:
     settings["drop_user"] = report["drop_user"]
     settings["sample_namespaces"] = report["sample_namespaces"]
     settings["private_tmp"] = report["private_tmp"]
+    settings["user_namespace"] = report["user_namespace"]
     protocol_fds = (requests, answers)
     while True:
         try:
@@ -1026,6 +1031,10 @@ def _sample_process(
             # RLIMIT_NPROC counts every process of the real uid; only the dedicated sandbox uid makes
             # it a per-sample limit (for root it is not enforced at all, hence the pids cgroup).
             limits[resource.RLIMIT_NPROC] = settings["max_processes"]
+        elif settings["user_namespace"]:
+            # In a user namespace the count is per namespace (Linux >= 5.14): the sample's tree
+            # plus the zygote and the process waiting for it.
+            limits[resource.RLIMIT_NPROC] = settings["max_processes"] + 2
         for which, value in limits.items():
             resource.setrlimit(which, (value, value))
         os.chdir(workdir)
