@@ -20,7 +20,8 @@ What it covers (when started as root, or in a user namespace where noted)
 - Process tree: the sample is PID 1 of its own PID namespace and leads its own session. When it
   exits or is killed, the kernel SIGKILLs every process left in the namespace, including children
   that double-forked and called `setsid`; the zygote returns only after all of them are gone.
-  No process outlives its sample.
+  No process outlives its sample. (As PID 1 the sample ignores signals it sends itself without
+  having installed a handler, as any init process does.)
 - Wall-clock timeout: the zygote SIGKILLs the sample at the deadline (no polite SIGTERM, no
   alarm the sample could ignore); the whole namespace goes with it.
 - Limits (setrlimit): address space (default 4 GiB: `import numpy` fits, a 64 GiB allocation
