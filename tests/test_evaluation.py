@@ -251,6 +251,19 @@ def test_hf_backend_samples_n_completions(tiny_backend):
         GenerationConfig(temperature=0.0, n=2)
 
 
+def test_codecook_eval_cli_generates_with_a_local_model(tiny_model, tmp_path):
+    from orchestration.cli import main
+
+    model_dir, _ = tiny_model
+    out = tmp_path / "gen"
+    argv = ["eval", "--model", model_dir, "--benchmark", "humaneval", "--limit", "2", "--max-new-tokens", "4"]
+    assert main([*argv, "--out", str(out), "--workers", "1", "--cpu-threads", "1"]) == 0
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["task_id"] for s in samples] == ["HumanEval/0", "HumanEval/1"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == 2 and summary["tasks_attempted"] == 2 and "pass@1" in summary
+
+
 class _CompletionsServer:
     """An OpenAI-compatible /v1/completions server over the real tiny model (vLLM does not run on
     this CPU machine): exercises the client's HTTP, batching, n and index mapping end to end."""
