@@ -7,6 +7,7 @@ exactly as the data stages leave `code_mix`. Then, interleaved and repeated:
 
   raw        Tokenizer.encode_batch(all contents), the tokenizer's own thread pool on every core
   raw_fast   Tokenizer.encode_batch_fast (no offsets): the call the pipeline itself uses
+  raw_serial encode_batch with the tokenizer's thread pool off: one core (per-core baseline)
   pipeline   training.shards.build_shard_set with one worker process per core: Parquet reading,
              metadata prefixes, FIM, encoding, EOS, packing, uint16 shard files, sha256, manifest
 
@@ -84,6 +85,17 @@ def main() -> None:
             fresh.encode_batch_fast(texts, add_special_tokens=False)
             return time.perf_counter() - started
 
+        def raw_serial() -> float:
+            # The same call with the tokenizer's thread pool off: one core, no shared BPE cache.
+            fresh = Tokenizer.from_str(serialized)
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+            try:
+                started = time.perf_counter()
+                fresh.encode_batch(texts, add_special_tokens=False)
+                return time.perf_counter() - started
+            finally:
+                os.environ.pop("TOKENIZERS_PARALLELISM")
+
         def pipeline() -> float:
             target = work / "shards"
             shutil.rmtree(target, ignore_errors=True)
@@ -92,17 +104,29 @@ def main() -> None:
                             docs_per_shard=per_shard, workers=args.workers)  # fmt: skip
             return time.perf_counter() - started
 
-        timings: dict[str, list[float]] = {"raw": [], "raw_fast": [], "pipeline": []}
+        timings: dict[str, list[float]] = {"raw": [], "raw_fast": [], "raw_serial": [], "pipeline": []}
         for _ in range(args.repeats):
-            for name, run in (("raw", raw), ("raw_fast", raw_fast), ("pipeline", pipeline)):
+            for name, run in (
+                ("raw", raw),
+                ("raw_fast", raw_fast),
+                ("raw_serial", raw_serial),
+                ("pipeline", pipeline),
+            ):
                 timings[name].append(run())
-        rates = {name: megabytes / statistics.median(values) / cores for name, values in timings.items()}
+        used = {"raw": cores, "raw_fast": cores, "raw_serial": 1, "pipeline": min(cores, args.workers)}
+        rates = {name: megabytes / statistics.median(values) / used[name] for name, values in timings.items()}
         for name, values in timings.items():
             print(f"  {name:<9} median {statistics.median(values):6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})"
                   f"  -> {rates[name]:.2f} MB/s per core")  # fmt: skip
         overhead = rates["raw"] / rates["pipeline"] - 1
         print(f"pipeline overhead vs raw encode_batch: {overhead:+.1%} (goal <= +20%)")
         print(f"pipeline overhead vs raw encode_batch_fast: {rates['raw_fast'] / rates['pipeline'] - 1:+.1%}")
+        print(
+            f"pipeline overhead vs single-threaded encode_batch: {rates['raw_serial'] / rates['pipeline'] - 1:+.1%}"
+        )
+        print(
+            f"load average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews every figure)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
