@@ -224,14 +224,48 @@ def test_near_family_collapses_unrelated_files_never_cluster_and_reruns_are_iden
     assert again["checksum"] == manifest["checksum"]
 
 
-def test_verification_and_bucket_cap_give_the_same_clusters_here(spark, corpus, tmp_path):
-    rows = corpus["family"] + corpus["unrelated"][:10]
-    config = DedupConfig(num_bands=25, rows_per_band=10, verify=True, bucket_cap=2, verify_threshold=0.6)
+def _chain() -> list[dict]:
+    """X0 ~ X1 ~ X2: each link close, the two ends further apart; X0 has the most stars."""
+    x0 = (STDLIB / "email" / "_header_value_parser.py").read_text()
+    x1 = "\n".join(line for i, line in enumerate(x0.split("\n")) if i % 20 != 5)
+    x2 = "\n".join(line for i, line in enumerate(x1.split("\n")) if i % 20 != 15)
+    return [
+        _doc("chain/x0.py", x0, stars=900),
+        _doc("chain/x1.py", x1, stars=5),
+        _doc("chain/x2.py", x2, stars=1),
+    ]
+
+
+def test_verified_edges_capped_buckets_and_chain_ends_keep_a_twin(spark, corpus, tmp_path):
+    chain = _chain()
+    sets = minhash.shingle_sets([d["content"] for d in chain], 5)
+    links = min(minhash.jaccard(sets[0], sets[1]), minhash.jaccard(sets[1], sets[2]))
+    ends = minhash.jaccard(sets[0], sets[2])
+    assert links - ends >= 0.06, (links, ends)  # the premise: the ends are visibly further apart
+    rows = corpus["family"] + chain + corpus["unrelated"][:8]
+    config = DedupConfig(
+        num_bands=25,
+        rows_per_band=10,
+        verify=True,
+        verify_threshold=0.6,
+        bucket_cap=2,
+        kept_twin_min_jaccard=(links + ends) / 2,
+    )
     manifest, kept, rejected = _near(spark, rows, tmp_path, "verified", config)
-    facts = manifest  # the engine's facts are merged into the manifest
-    assert facts["capped_buckets"] >= 1  # the 5-member family buckets exceed a cap of 2
-    assert facts["candidate_pairs_verified"] >= facts["candidate_pairs_passed"] >= len(corpus["family"]) - 1
-    assert len(rejected) == len(corpus["family"]) - 1
+    assert manifest["capped_buckets"] >= 1  # the 5-member family buckets exceed a cap of 2
+    assert (
+        manifest["candidate_pairs_verified"]
+        >= manifest["candidate_pairs_passed"]
+        >= len(corpus["family"]) + 1
+    )
+    ids = [d["doc_id"] for d in chain]
+    # One component; X1 goes as the twin of X0, but X2 is too far from X0 to be removed for it,
+    # so it is kept in a second round.
+    assert len({r["cluster_id"] for r in kept + rejected if r["doc_id"] in ids}) == 1
+    assert {r["doc_id"] for r in kept} >= {ids[0], ids[2]}
+    assert [(r["doc_id"], r["kept_doc_id"]) for r in rejected if r["doc_id"] in ids] == [(ids[1], ids[0])]
+    assert manifest["keep_rounds"] == 2
+    assert len(rejected) == len(corpus["family"]) - 1 + 1
 
 
 def test_connected_components_match_union_find(spark):

@@ -76,6 +76,14 @@ class DedupConfig:
     links each member to the bucket's smallest doc_id instead (n - 1 pairs, not n(n-1)/2), so
     one hot bucket cannot explode the join; how many buckets were capped is reported. Without
     `verify` every bucket is linked that way anyway (the components are the same)."""
+    kept_twin_min_jaccard: float | None = None
+    """A near duplicate is removed only if the MinHash estimate of its Jaccard with the document
+    kept in its place reaches this (None: `threshold`). Members of a component that fall short,
+    such as the far end of a chain A ~ B ~ C, are regrouped around a further kept document in
+    keep-policy order. 0 keeps exactly one document per component (BigCode's behaviour)."""
+    max_kept_per_component: int = 8
+    """Regrouping rounds per component (see `kept_twin_min_jaccard`); what is left after the last
+    round is removed in favour of that round's kept document, and counted in the manifest."""
     max_iterations: int = 60
     """Upper bound on connected-component rounds (large-star + small-star); converging takes
     O(log^2 n) rounds, so hitting this bound means something is wrong and the stage fails."""
@@ -107,8 +115,16 @@ class DedupConfig:
             raise ValueError("verify_threshold must be in (0, 1]")
         if self.bucket_cap < 2:
             raise ValueError("bucket_cap must be >= 2")
+        if self.kept_twin_min_jaccard is not None and not 0.0 <= self.kept_twin_min_jaccard <= 1.0:
+            raise ValueError("kept_twin_min_jaccard must be in [0, 1]")
+        if self.max_kept_per_component < 1:
+            raise ValueError("max_kept_per_component must be >= 1")
         if self.min_tokens < 1:
             raise ValueError("min_tokens must be >= 1")
+
+    @property
+    def effective_kept_twin_min_jaccard(self) -> float:
+        return self.threshold if self.kept_twin_min_jaccard is None else self.kept_twin_min_jaccard
 
     @property
     def effective_verify_threshold(self) -> float:

@@ -13,9 +13,12 @@ near_dedup   1. signatures: MinHash over token 5-grams, computed per Arrow batch
                 its shingle sets must reach the threshold; bigger buckets are verified against
                 their smallest member only, and reported as capped;
              3. components: large-star / small-star on Spark (`quality.dedup.components`);
-             4. keep: the same keep policy per component; the others are rejected as
-                `near_duplicate`. Every output row carries `cluster_id`, the smallest doc_id of
-                its component (its own doc_id when it has no near twin).
+             4. keep: the same keep policy per component picks the document to keep; members
+                whose MinHash Jaccard estimate with it reaches `kept_twin_min_jaccard` are
+                rejected as `near_duplicate`; the rest of the component (the far end of a chain
+                A ~ B ~ C) is regrouped around its own best document, so every removed document
+                has a near twin kept in its place. Every output row carries `cluster_id`, the
+                smallest doc_id of its component (its own doc_id when it has no near twin).
 
 Both functions return DataFrames for `quality.storage.write_stage`, plus facts for the manifest.
 Nothing depends on partitioning, core count or arrival order: cluster ids are minima, the keep
@@ -305,6 +308,70 @@ def _estimated_jaccard(num_perm: int) -> Column:
     return F.expr(agree) / F.lit(float(num_perm))
 
 
+def choose_kept(members: DataFrame, config: DedupConfig) -> tuple[DataFrame, dict[str, Any]]:
+    """Which members of each component survive; the same keep policy as exact dedup.
+
+    Round 1 keeps each component's best document (keep policy) and removes the members whose
+    MinHash estimate of Jaccard with it reaches `kept_twin_min_jaccard`. Members left over (the far
+    end of a chain A ~ B ~ C, where C shares little with A) are regrouped the same way around the
+    best of them in the next round, so a removed document always has a near twin kept in its
+    place. After `max_kept_per_component` rounds the rest go to the last round's kept document.
+
+    `members`: doc_id, cluster_id, signature and the keep-policy columns of every clustered doc.
+    Returns (doc_id, cluster_id, kept_doc_id, is_kept, estimate, cluster_size) and facts.
+    """
+    order = keep_order(config.permissive_licences)
+    minimum = config.effective_kept_twin_min_jaccard
+    sizes = members.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("cluster_size"))
+    pending = members.join(sizes, "cluster_id").localCheckpoint(eager=False)
+    decided: list[DataFrame] = []
+    rounds = forced = 0
+    while True:
+        rounds += 1
+        best = Window.partitionBy("cluster_id").orderBy(*order)
+        leaders = (
+            pending.withColumn("rank", F.row_number().over(best))
+            .filter(F.col("rank") == 1)
+            .select(
+                "cluster_id", F.col("doc_id").alias("kept_doc_id"), F.col("signature").alias("kept_signature")
+            )
+        )
+        scored = pending.join(leaders, "cluster_id").withColumn(
+            "estimate", _estimated_jaccard(config.num_perm)
+        )
+        last = rounds >= config.max_kept_per_component
+        close = (
+            (F.col("doc_id") == F.col("kept_doc_id")) | (F.col("estimate") >= F.lit(minimum)) | F.lit(last)
+        )
+        scored = scored.withColumn("close", close).localCheckpoint(eager=False)
+        decided.append(
+            scored.filter("close").select(
+                "doc_id",
+                "cluster_id",
+                "kept_doc_id",
+                (F.col("doc_id") == F.col("kept_doc_id")).alias("is_kept"),
+                F.when(F.col("doc_id") != F.col("kept_doc_id"), F.col("estimate")).alias("estimate"),
+                "cluster_size",
+                (F.col("estimate") < F.lit(minimum)).alias("below"),
+            )
+        )
+        pending = scored.filter(~F.col("close")).drop("kept_doc_id", "kept_signature", "estimate", "close")
+        # One job per round: computes the round (stored by the checkpoint) and counts what is left.
+        if pending.count() == 0:
+            break
+    assigned = decided[0]
+    for part in decided[1:]:
+        assigned = assigned.unionByName(part)
+    if rounds >= config.max_kept_per_component:
+        forced = decided[-1].filter(~F.col("is_kept") & F.col("below")).count()
+    facts = {
+        "kept_twin_min_jaccard": minimum,
+        "keep_rounds": rounds,
+        "removed_below_min_jaccard": int(forced),
+    }
+    return assigned.drop("below"), facts
+
+
 def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
     """Cluster near-duplicate documents (MinHash LSH + connected components) and keep one per cluster."""
     require_columns(docs, NEAR_STAGE)
@@ -381,53 +448,39 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
 
     components = connected_components(edges, max_rounds=config.max_iterations)
     labels = components.labels.withColumnRenamed("node", "doc_id").withColumnRenamed("root", "cluster_id")
-    attributes = source.select("doc_id", "stars", "commit_date", "licence", "sha256")
-    order = keep_order(config.permissive_licences)
-    cluster = Window.partitionBy("cluster_id")
-    clustered = (
-        labels.join(attributes, "doc_id")
-        .withColumn("rank", F.row_number().over(cluster.orderBy(*order)))
-        .withColumn("kept_doc_id", F.first("doc_id").over(cluster.orderBy(*order)))
-        .withColumn("cluster_size", F.count(F.lit(1)).over(cluster))
-        .select("doc_id", "cluster_id", "rank", "kept_doc_id", "cluster_size")
-    )
+    members = labels.join(
+        source.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id"
+    ).join(signatures.select("doc_id", "signature"), "doc_id")
+    assigned, keep_facts = choose_kept(members, config)
     decisions = (
         signatures.select("doc_id", (F.size("band_keys") > 0).alias("indexed"))
-        .join(clustered, "doc_id", "left")
+        .join(assigned, "doc_id", "left")
         .select(
             "doc_id",
             "indexed",
             F.coalesce("cluster_id", "doc_id").alias("cluster_id"),
-            F.coalesce(F.col("rank") == 1, F.lit(True)).alias("is_kept"),
+            F.coalesce("is_kept", F.lit(True)).alias("is_kept"),
             "kept_doc_id",
+            "estimate",
             F.coalesce("cluster_size", F.lit(1)).alias("cluster_size"),
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     cached.append(decisions)
-    removed = decisions.filter(~F.col("is_kept"))
-    twin_signature = signatures.select(
-        F.col("doc_id").alias("kept_doc_id"), F.col("signature").alias("kept_signature")
-    )
-    with_estimate = (
-        removed.join(signatures.select("doc_id", "signature"), "doc_id")
-        .join(twin_signature, "kept_doc_id")
-        .join(source.select("doc_id", "path", "lang", "size_bytes"), "doc_id")
-        .withColumn("estimate", _estimated_jaccard(config.num_perm))
-    )
     rejected = _reject_rows(
-        with_estimate,
+        decisions.filter(~F.col("is_kept")).join(
+            source.select("doc_id", "path", "lang", "size_bytes"), "doc_id"
+        ),
         NEAR_STAGE,
         "near_duplicate",
         F.format_string(
-            "near duplicate of the kept doc (MinHash Jaccard estimate %.3f); cluster of %d docs",
+            "near duplicate of the kept doc (MinHash Jaccard estimate %.3f); component of %d docs",
             F.col("estimate"),
             F.col("cluster_size"),
         ),
         F.col("cluster_id"),
         F.col("kept_doc_id"),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    cached.append(rejected)
+    )
     kept = source.join(decisions.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
         *source.columns, "cluster_id"
     )
@@ -436,6 +489,9 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("indexed"), 1).otherwise(0)).alias("indexed"),
         F.sum(F.when(~F.col("is_kept"), 1).otherwise(0)).alias("removed"),
+        F.sum(F.when(F.col("is_kept") & (F.col("cluster_size") > 1), 1).otherwise(0)).alias(
+            "kept_in_clusters"
+        ),
         F.countDistinct(F.when(F.col("cluster_size") > 1, F.col("cluster_id"))).alias("clusters"),
         F.sum(F.when(F.col("cluster_size") > 1, 1).otherwise(0)).alias("clustered_docs"),
         F.max("cluster_size").alias("largest_cluster"),
@@ -472,6 +528,8 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         "docs_in_near_clusters": int(summary["clustered_docs"] or 0),
         "largest_cluster": int(summary["largest_cluster"] or 1),
         "near_duplicates_removed": int(summary["removed"] or 0),
+        "kept_per_component": int(summary["kept_in_clusters"] or 0),
+        **keep_facts,
         **verify_facts,
     }
     log(
