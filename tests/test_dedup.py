@@ -407,3 +407,81 @@ def test_malformed_input_gives_a_clear_error(spark, tmp_path):
         exact_dedup(docs, CONFIG)
     prepared, _, _ = prepare_documents(docs.drop("doc_id").withColumn("id", F.lit(5)), "src")
     assert prepared.collect()[0]["doc_id"] == make_doc_id("src", "id:5")
+
+
+@pytest.mark.slow
+def test_assets_materialize_with_blocking_checks_plots_and_mlflow(spark, tmp_path, home):
+    import dagster as dg
+    import mlflow
+    import yaml
+
+    from assets.dedup import exact_dedup_asset, exact_dedup_checks, near_dedup_asset, near_dedup_checks
+    from assets.ingest import raw_code, raw_code_checks
+    from orchestration.resources import (
+        DuckDBResource,
+        MLflowResource,
+        RecipeResource,
+        SparkResource,
+        StorageResource,
+    )
+
+    source = tmp_path / "src"
+    for folder in ("a", "b"):  # b/ is a byte-identical copy of a/
+        (source / folder).mkdir(parents=True)
+        for path in sorted((STDLIB / "json").glob("*.py")):
+            (source / folder / path.name).write_text(path.read_text())
+    for index, text in enumerate(_mutations(FAMILY_BASE.read_text())[:2]):
+        (source / "a" / f"feedparser_fork{index}.py").write_text(text)
+    (source / "a" / "feedparser.py").write_text(FAMILY_BASE.read_text())
+    recipe = tmp_path / "unit.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "dedup-unit",
+                "spark": {"master": "local[2]", "shuffle_partitions": 4},
+                "sources": [{"name": "src", "kind": "folder", "path": str(source), "stars": 3}],
+                "dedup": {"num_bands": 25, "rows_per_band": 10},
+            }
+        )
+    )
+    resources = {
+        "recipe": RecipeResource(path=str(recipe)),
+        "storage": StorageResource(root=str(home)),
+        "spark": SparkResource(),
+        "mlflow": MLflowResource(),
+        "duckdb": DuckDBResource(),
+    }
+    selection = [
+        raw_code,
+        *raw_code_checks,
+        exact_dedup_asset,
+        *exact_dedup_checks,
+        near_dedup_asset,
+        *near_dedup_checks,
+    ]
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(selection, resources=resources, instance=instance)
+    assert result.success
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+    }
+    for stage in ("exact_dedup", "near_dedup"):
+        for check in ("conservation", "schema", "expectations", "unique_sha256", "kept_twin_present"):
+            assert evaluations[(stage, check)].passed, (stage, check, evaluations[(stage, check)].metadata)
+    exact = result.asset_materializations_for_node("exact_dedup")[0].metadata
+    near = result.asset_materializations_for_node("near_dedup")[0].metadata
+    json_files = len(list((STDLIB / "json").glob("*.py")))
+    assert exact["rows_rejected"].value == json_files  # every file of b/ is a copy
+    assert near["rows_rejected"].value == 2  # the two forks go, one family member stays
+    assert "python" in exact["duplicate_rate_by_language"].value
+    assert near["cluster_size_plot"].value.startswith(
+        "![near_dedup/cluster_sizes.png](data:image/png;base64,"
+    )
+    assert near["s_curve_plot"].value.startswith("![near_dedup/s_curve.png](data:image/png;base64,")
+    assert "25 bands x 10 rows" in near["lsh"].value
+    assert "| 3 |" in near["cluster_size_histogram"].value
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    run = mlflow.get_run(near["mlflow_run_id"].value)
+    assert run.data.params["num_bands"] == "25" and run.data.tags["dagster.asset_key"] == "near_dedup"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "near_dedup")}
+    assert "near_dedup/s_curve.png" in artifacts and "near_dedup/cluster_sizes.png" in artifacts
