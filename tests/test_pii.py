@@ -164,34 +164,3 @@ def test_licence_header_emails_in_the_real_stdlib_are_found():
     assert (
         counts.get("email", 0) >= 1 and "timo@alum.mit.edu" not in redacted and scan(redacted, "python") == []
     )
-
-
-def test_spark_redaction_updates_hashes_and_rescans_clean(spark):
-    from quality.pii import count_totals, redact_documents, rescan
-    from quality.schema import DOCUMENT_SCHEMA, content_sha256, make_doc_id
-
-    texts = [t for _, t, *_ in POSITIVES] + [t for _, t in NEGATIVES[:4]]
-    langs = [lang for lang, *_ in POSITIVES] + [lang for lang, _ in NEGATIVES[:4]]
-    rows = [
-        {
-            "doc_id": make_doc_id("pii", str(i)), "content": t, "path": f"f{i}", "repo": None, "lang": lang,
-            "ext": None, "size_bytes": len(t.encode()), "sha256": content_sha256(t), "stars": None,
-            "licence": None, "commit_date": None, "source": "code", "url": None,
-        }
-        for i, (t, lang) in enumerate(zip(texts, langs, strict=True))
-    ]  # fmt: skip
-    documents = spark.createDataFrame(rows, DOCUMENT_SCHEMA)
-    result = redact_documents(documents, PIIConfig())
-    try:
-        kept = result.kept.collect()
-        assert result.rejected.count() == 0 and len(kept) == len(rows)
-        for row in kept:
-            assert row["sha256"] == content_sha256(row["content"]) and row["size_bytes"] == len(
-                row["content"].encode()
-            )
-        totals = count_totals(result.kept)
-        assert sum(totals.values()) == len(POSITIVES) and totals["email"] == 1
-        assert rescan(result.kept, PIIConfig())["findings"] == 0
-        assert rescan(documents, PIIConfig())["findings"] == len(POSITIVES)
-    finally:
-        result.release()
