@@ -405,6 +405,7 @@ def train(
     )
     while step < stop_at:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         lr = schedule.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -424,6 +425,8 @@ def train(
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step + 1}")
         elapsed = time.perf_counter() - started
+        # CPU seconds of this process: steadier than wall time when other jobs share the machine.
+        cpu_elapsed = time.process_time() - cpu_started
         step += 1
         tokens_seen += tokens_per_step
         first_loss = loss_value if first_loss is None else first_loss
@@ -441,6 +444,7 @@ def train(
                     "phase": schedule.phase(step - 1),
                     "mix": mix,
                     "seconds": elapsed,
+                    "cpu_seconds": cpu_elapsed,
                 }
             )
         if step % train_config.log_every == 0 or step == stop_at:
