@@ -1,6 +1,6 @@
 """Quality stage measurements, each against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/quality.py [--limit N] [--repeats R]
+    .venv/bin/python benchmarks/quality.py [--limit N] [--repeats R] [--parts 1,2,3]
 
 1. Signals and decisions, docs/s, on the demo corpus (this interpreter's standard library plus the
    site-packages slices the demo recipe reads), engine level (one process, one core):
@@ -657,10 +657,15 @@ def main() -> None:
         "--limit", type=int, default=None, help="documents of the demo corpus for part 1 (default: all)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (the median is reported)")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1 or 2,3")
     args = parser.parse_args()
-    bench_signals(demo_corpus(args.limit), args.repeats)
-    bench_pii()
-    bench_decontamination(args.repeats)
+    parts = {p.strip() for p in args.parts.split(",")}
+    if "1" in parts:
+        bench_signals(demo_corpus(args.limit), args.repeats)
+    if "2" in parts:
+        bench_pii()
+    if "3" in parts:
+        bench_decontamination(args.repeats)
 
 
 if __name__ == "__main__":
