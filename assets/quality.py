@@ -7,7 +7,6 @@ Each asset reads its input, calls the engine in `quality/`, writes through `writ
 returns metadata; the work and its rules live in the engine modules.
 """
 
-
 from typing import Any
 
 import dagster as dg

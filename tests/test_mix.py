@@ -77,9 +77,9 @@ def near_dedup_output(spark, home, tmp_path) -> Path:
 
     files = {p.name: p.read_text(encoding="utf-8") for p in sorted((STDLIB / "json").glob("*.py"))}
     files["timestamp_pb2.py"] = (SITE / "google/protobuf/timestamp_pb2.py").read_text(encoding="utf-8")
-    files["react.production.min.js"] = (SITE / "dagster_webserver/graphiql/react.production.min.js").read_text(
-        encoding="utf-8"
-    )
+    files["react.production.min.js"] = (
+        SITE / "dagster_webserver/graphiql/react.production.min.js"
+    ).read_text(encoding="utf-8")
     files["mailer.py"] = (
         '"""Send reports.\n\nMaintainer: Jane Roe <jane.roe@acme-mail.com>\n"""\nimport smtplib\n\n'
         'SMTP_HOST = "52.14.201.7"\nSMTP_PASSWORD = "Tr0ub4dor-and-3"\n\n\n'
