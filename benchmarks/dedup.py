@@ -297,7 +297,7 @@ def child_datasketch(args) -> dict:
 
     config = _config(args)
     lsh_params = config.lsh()
-    table = pq.read_table(args.input).to_pylist()
+    size = config.shingle_size
     begin = time.perf_counter()
     separator = re.compile(r"[^\w]+")
 
@@ -305,17 +305,20 @@ def child_datasketch(args) -> dict:
         tokens = [t for t in separator.split(text) if t]
         if len(tokens) < config.min_tokens:
             return []
-        return list({" ".join(tokens[i : i + config.shingle_size]).encode() for i in range(len(tokens) - 4)})
+        return list({" ".join(tokens[i : i + size]).encode() for i in range(len(tokens) - size + 1)})
 
-    grams = [shingles(row["content"]) for row in table]
     lsh = MinHashLSH(num_perm=config.num_perm, params=(lsh_params.num_bands, lsh_params.rows_per_band))
-    signatures = {}
-    for row, shingle_list, signature in zip(
-        table, grams, MinHash.generator(grams, num_perm=config.num_perm, seed=config.seed), strict=True
-    ):
-        if shingle_list:
-            signatures[row["doc_id"]] = signature
-            lsh.insert(row["doc_id"], signature)
+    signatures, slim = {}, []
+    # Streamed from the Parquet file like codecook reads it: one batch, one document's shingles at a time.
+    for batch in pq.ParquetFile(args.input).iter_batches(batch_size=500):
+        rows = batch.to_pylist()
+        grams = (shingles(row["content"]) for row in rows)
+        hashed = MinHash.generator(grams, num_perm=config.num_perm, seed=config.seed)
+        for row, signature in zip(rows, hashed, strict=True):
+            slim.append({k: v for k, v in row.items() if k != "content"})
+            if not signature.is_empty():
+                signatures[row["doc_id"]] = signature
+                lsh.insert(row["doc_id"], signature)
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -331,7 +334,7 @@ def child_datasketch(args) -> dict:
             if a != b:
                 parent[max(a, b)] = min(a, b)
     members: dict[str, list[dict]] = {}
-    for row in table:
+    for row in slim:
         members.setdefault(find(row["doc_id"]), []).append(row)
     decisions = {}
     for root, rows in members.items():
