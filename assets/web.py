@@ -7,7 +7,6 @@ and MLflow. The number of rounds comes from the recipe (`web.recall.rounds`, def
 code location loads.
 """
 
-
 from typing import Any
 
 import dagster as dg
@@ -30,7 +29,7 @@ from orchestration.resources import (
 )
 from quality.recall import clean_code_pages, run_round
 from quality.recipe import Recipe, RecipeError, load_recipe
-from quality.storage import StorageLayout, read_stage, write_stage
+from quality.storage import StageNotMaterialized, StorageLayout, read_manifest, read_stage, write_stage
 from quality.web import STAGE as WEB_PAGES
 from quality.web import ingest_web
 from quality.webpool import WebConfig
@@ -390,6 +389,12 @@ code_web_pages_checks = stage_checks(CODE_WEB_PAGES)
 )
 def code_web_pages_unique_content(storage: StorageResource, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     paths = storage.layout().stage(CODE_WEB_PAGES)
+    try:
+        read_manifest(paths)
+    except StageNotMaterialized as missing:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata={"error": str(missing)}
+        )
     with duckdb.connect() as connection:
         pages, distinct = connection.execute(
             "SELECT count(*), count(DISTINCT sha256) FROM read_parquet(?)", [f"{paths.data_dir}/*.parquet"]
