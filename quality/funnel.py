@@ -121,7 +121,7 @@ def plot_funnel(funnel: Funnel, top_reasons: int = 15):
         )
     left.invert_yaxis()
     left.set_title("rows per stage")
-    left.legend(loc="lower right")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     top = sorted(funnel.reasons, key=lambda r: -r["rows"])[:top_reasons]
     labels = [f"{r['stage']}: {r['reason']}" for r in top]
     right.barh(labels, [r["rows"] for r in top], color="#e07b39")
