@@ -1,8 +1,11 @@
 """Web recall, measured: per round precision/recall on the held-out labelled pages, and pages/s.
 
-    .venv/bin/python benchmarks/web_recall.py                      # installed docs, 150 pages/site
-    .venv/bin/python benchmarks/web_recall.py --pool sample        # the committed sample only
-    .venv/bin/python benchmarks/web_recall.py --max-pages-per-site 300 --rounds 3
+    .venv/bin/python -m benchmarks.web_recall                      # installed docs, 150 pages/site
+    .venv/bin/python -m benchmarks.web_recall --pool sample        # the committed sample only
+    .venv/bin/python -m benchmarks.web_recall --max-pages-per-site 300 --rounds 3
+
+(Run it as a module: benchmarks/ holds scripts named tokenize.py and quality.py, which would
+shadow the standard library and this project when the folder itself is on the path.)
 
 Baselines measured in the same run:
   * recall: the seed URL patterns alone taken as the recalled set (what round 1 starts from);
@@ -23,6 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# This folder holds benchmark scripts named like modules (tokenize.py, quality.py): off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 
