@@ -1,6 +1,6 @@
 """Shard pipeline throughput against raw `encode_batch` on the same text, in the same run.
 
-    .venv/bin/python benchmarks/tokenize.py [--mb 24] [--vocab 8192] [--repeats 3]
+    .venv/bin/python -m benchmarks.tokenize [--mb 24] [--vocab 8192] [--repeats 3]
 
 The corpus is the standard library's Python files, written as a stage output (Parquet + manifest)
 exactly as the data stages leave `code_mix`. Then, interleaved and repeated:

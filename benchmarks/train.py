@@ -1,6 +1,6 @@
 """Our training loop against a bare torch loop (same model, batches, optimizer), and MFU's FLOPs.
 
-    .venv/bin/python benchmarks/train.py [--steps 30] [--preset tiny] [--batch 8] [--seq 256]
+    .venv/bin/python -m benchmarks.train [--steps 30] [--preset tiny] [--batch 8] [--seq 256]
 
 Part 1, tokens/s on CPU, interleaved and repeated in one run:
   bare   a plain loop: rows gathered from the same memory-mapped shards, forward, backward,
