@@ -492,6 +492,15 @@ def _interpreter_paths() -> list[str]:
     return sorted(os.path.realpath(p) for p in paths if os.path.isdir(p))
 
 
+def _outermost(paths) -> list[str]:
+    """The given folders without those nested in another of them."""
+    chosen: list[str] = []
+    for path in sorted(set(paths)):
+        if not any(path.startswith(parent + "/") for parent in chosen):
+            chosen.append(path)
+    return chosen
+
+
 class Sandbox:
     """Runs programs in isolated, limited process trees; thread-safe; use as a context manager.
 
@@ -666,9 +675,18 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         for point in _TMPFS_POINTS:
             if os.path.isdir(point):
+                # The interpreter may live below a point the tmpfs covers (a checkout in /tmp):
+                # hold its folders open, then bind them back into the fresh tmpfs (made
+                # read-only with everything else below).
+                kept = _outermost(p for p in _interpreter_paths() if p.startswith(point.rstrip("/") + "/"))
+                handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept}
                 _mount(
                     "tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={settings['tmpfs_bytes']}"
                 )
+                for path, handle in handles.items():
+                    os.makedirs(path, exist_ok=True)
+                    _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
+                    os.close(handle)
         report["private_tmp"] = True
         staging = "/tmp/.codecook-staging"
         os.makedirs(staging)
