@@ -78,5 +78,5 @@ def test_codecook_demo_materializes_the_whole_graph(tmp_path):
     run = mlflow.get_run(checkpoint["mlflow_run_id"])
     metric_names = set(run.data.metrics)
     assert "humaneval.pass_at_1" in metric_names, sorted(metric_names)
-    assert "mbpp.pass_at_1" in metric_names, sorted(metric_names)
+    assert any(n.startswith("mbpp") and n.endswith(".pass_at_1") for n in metric_names), sorted(metric_names)
     assert run.data.metrics["final_loss"] > 0

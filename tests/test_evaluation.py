@@ -418,7 +418,9 @@ def make_runs(tracking_uri: str, experiment: str, runs: list[dict]) -> list[str]
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment(experiment)
+    # Artifacts beside the store: without a location MLflow would write into ./mlruns of the cwd.
+    artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+    experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri())
     ids = []
     for spec in runs:
         run = client.create_run(experiment_id, run_name=spec["name"], tags=spec.get("tags", {}))

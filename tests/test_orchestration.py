@@ -104,7 +104,9 @@ def test_raw_code_materializes_with_checks_and_an_mlflow_run(spark, small_recipe
     assert len(runs) == 1
     assert runs.iloc[0]["run_id"] == metadata["mlflow_run_id"].value
     assert runs.iloc[0]["metrics.rows_out"] == metadata["rows_out"].value
-    assert not (Path.cwd() / "mlruns").exists()
+    # Artifacts live under the storage root, never in ./mlruns of whatever the cwd is.
+    experiment = mlflow.get_experiment_by_name("codecook-unit")
+    assert experiment.artifact_location == (home / "mlflow-artifacts").as_uri()
 
 
 def test_cli_ingest_then_status(spark, tmp_path, capsys):
