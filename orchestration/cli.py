@@ -39,10 +39,26 @@ STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "quality.dedup.cli:run",
         "quality.dedup.cli:add_arguments",
     ),
-    "filter": ("Quality signals, then the threshold profiles: DIR/data/quality_signals and filtered_code.", "orchestration.quality_cli:filter_command", None),
-    "redact": ("Replace emails, public IPs, keys, tokens and passwords (DIR/data/redacted_code).", "orchestration.quality_cli:redact_command", None),
-    "decontaminate": ("Remove files containing HumanEval/MBPP items (DIR/data/decontaminated_code).", "orchestration.quality_cli:decontaminate_command", None),
-    "mix": ("Re-weight languages: downsampling and byte caps (DIR/data/code_mix).", "orchestration.quality_cli:mix_command", None),
+    "filter": (
+        "Quality signals, then the threshold profiles: DIR/data/quality_signals and filtered_code.",
+        "orchestration.quality_cli:filter_command",
+        None,
+    ),
+    "redact": (
+        "Replace emails, public IPs, keys, tokens and passwords (DIR/data/redacted_code).",
+        "orchestration.quality_cli:redact_command",
+        None,
+    ),
+    "decontaminate": (
+        "Remove files containing HumanEval/MBPP items (DIR/data/decontaminated_code).",
+        "orchestration.quality_cli:decontaminate_command",
+        None,
+    ),
+    "mix": (
+        "Re-weight languages: downsampling and byte caps (DIR/data/code_mix).",
+        "orchestration.quality_cli:mix_command",
+        None,
+    ),
     "tokenize": (
         "Train the BPE (or take --tokenizer) and write FIM-ed, packed token shards.",
         "training.commands:tokenize",
