@@ -264,7 +264,7 @@ def test_verified_edges_capped_buckets_and_chain_ends_keep_a_twin(spark, corpus,
     assert len({r["cluster_id"] for r in kept + rejected if r["doc_id"] in ids}) == 1
     assert {r["doc_id"] for r in kept} >= {ids[0], ids[2]}
     assert [(r["doc_id"], r["kept_doc_id"]) for r in rejected if r["doc_id"] in ids] == [(ids[1], ids[0])]
-    assert manifest["keep_rounds"] == 2
+    assert manifest["kept_in_components"] == 3 and manifest["removed_below_min_jaccard"] == 0
     assert len(rejected) == len(corpus["family"]) - 1 + 1
 
 

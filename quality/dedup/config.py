@@ -81,9 +81,12 @@ class DedupConfig:
     kept in its place reaches this (None: `threshold`). Members of a component that fall short,
     such as the far end of a chain A ~ B ~ C, are regrouped around a further kept document in
     keep-policy order. 0 keeps exactly one document per component (BigCode's behaviour)."""
-    max_kept_per_component: int = 8
-    """Regrouping rounds per component (see `kept_twin_min_jaccard`); what is left after the last
-    round is removed in favour of that round's kept document, and counted in the manifest."""
+    max_kept_per_component: int = 1000
+    """Most documents kept in one component by that regrouping; further members short of every
+    kept document go to their most similar one anyway, and are counted in the manifest."""
+    regroup_max_component_size: int = 100_000
+    """Components with more members keep only their best document (no regrouping), so that one
+    giant component (boilerplate shared by many files) never has to fit in one worker."""
     max_iterations: int = 60
     """Upper bound on connected-component rounds (large-star + small-star); converging takes
     O(log^2 n) rounds, so hitting this bound means something is wrong and the stage fails."""
@@ -117,8 +120,8 @@ class DedupConfig:
             raise ValueError("bucket_cap must be >= 2")
         if self.kept_twin_min_jaccard is not None and not 0.0 <= self.kept_twin_min_jaccard <= 1.0:
             raise ValueError("kept_twin_min_jaccard must be in [0, 1]")
-        if self.max_kept_per_component < 1:
-            raise ValueError("max_kept_per_component must be >= 1")
+        if self.max_kept_per_component < 1 or self.regroup_max_component_size < 1:
+            raise ValueError("max_kept_per_component and regroup_max_component_size must be >= 1")
         if self.min_tokens < 1:
             raise ValueError("min_tokens must be >= 1")
 

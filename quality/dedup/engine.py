@@ -308,68 +308,118 @@ def _estimated_jaccard(num_perm: int) -> Column:
     return F.expr(agree) / F.lit(float(num_perm))
 
 
+_ASSIGNED_SCHEMA = T.StructType(
+    [
+        T.StructField("doc_id", T.StringType(), False),
+        T.StructField("cluster_id", T.StringType(), False),
+        T.StructField("kept_doc_id", T.StringType(), False),
+        T.StructField("is_kept", T.BooleanType(), False),
+        T.StructField("estimate", T.DoubleType(), True),
+        T.StructField("cluster_size", T.LongType(), False),
+        T.StructField("below", T.BooleanType(), False),
+    ]
+)
+
+
+def regroup_component(minimum: float, max_kept: int) -> Callable[[pa.Table], pa.Table]:
+    """Greedy pass over one component in keep-policy order (a grouped-map body).
+
+    Each document goes to the best-ranked kept document whose MinHash estimate with it reaches
+    `minimum`; a document close to none is kept itself, up to `max_kept` per component, after
+    which it goes to its most similar kept document (counted as `below`).
+    """
+
+    def run(table: pa.Table) -> pa.Table:
+        order = np.argsort(table.column("rank").to_numpy())
+        doc_ids = table.column("doc_id").to_numpy(zero_copy_only=False)[order]
+        n = len(order)
+        flat = table.column("signature").combine_chunks()
+        signatures = flat.values.to_numpy().reshape(n, -1)[order]
+        leaders = np.empty(min(n, max_kept), dtype=np.int64)
+        count = 0
+        assigned = np.empty(n, dtype=np.int64)
+        estimate = np.full(n, np.nan)
+        below = np.zeros(n, dtype=bool)
+        for i in range(n):
+            if count:
+                agree = (signatures[leaders[:count]] == signatures[i]).mean(axis=1)
+                close = np.flatnonzero(agree >= minimum)
+                if close.size:  # leaders are in keep order: the first close one is the best-ranked
+                    assigned[i], estimate[i] = leaders[close[0]], agree[close[0]]
+                    continue
+                if count == len(leaders):
+                    best = int(np.argmax(agree))
+                    assigned[i], estimate[i], below[i] = leaders[best], agree[best], True
+                    continue
+            leaders[count] = i
+            count += 1
+            assigned[i] = i
+        cluster_id = table.column("cluster_id")[0].as_py()
+        return pa.table(
+            {
+                "doc_id": pa.array(doc_ids, pa.string()),
+                "cluster_id": pa.array([cluster_id] * n, pa.string()),
+                "kept_doc_id": pa.array(doc_ids[assigned], pa.string()),
+                "is_kept": pa.array(assigned == np.arange(n)),
+                "estimate": pa.array(estimate, pa.float64(), mask=np.isnan(estimate)),
+                "cluster_size": pa.array(np.full(n, n), pa.int64()),
+                "below": pa.array(below),
+            }
+        )
+
+    return run
+
+
 def choose_kept(members: DataFrame, config: DedupConfig) -> tuple[DataFrame, dict[str, Any]]:
     """Which members of each component survive; the same keep policy as exact dedup.
 
-    Round 1 keeps each component's best document (keep policy) and removes the members whose
-    MinHash estimate of Jaccard with it reaches `kept_twin_min_jaccard`. Members left over (the far
-    end of a chain A ~ B ~ C, where C shares little with A) are regrouped the same way around the
-    best of them in the next round, so a removed document always has a near twin kept in its
-    place. After `max_kept_per_component` rounds the rest go to the last round's kept document.
+    The keep policy ranks each component (in Spark). Walking a component in that order, a
+    document is removed as the twin of the best-ranked kept document whose MinHash Jaccard
+    estimate with it reaches `kept_twin_min_jaccard`, and kept otherwise: the far end of a chain
+    A ~ B ~ C, where C shares little with A, keeps a document of its own, so every removed
+    document has a near twin kept in its place. Components are independent, so this runs as one
+    grouped map over all of them; components above `regroup_max_component_size` members keep
+    only their best document (no regrouping), so one giant component cannot exhaust a worker.
 
     `members`: doc_id, cluster_id, signature and the keep-policy columns of every clustered doc.
     Returns (doc_id, cluster_id, kept_doc_id, is_kept, estimate, cluster_size) and facts.
     """
-    order = keep_order(config.permissive_licences)
     minimum = config.effective_kept_twin_min_jaccard
-    sizes = members.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("cluster_size"))
-    pending = members.join(sizes, "cluster_id").localCheckpoint(eager=False)
-    decided: list[DataFrame] = []
-    rounds = forced = 0
-    while True:
-        rounds += 1
-        best = Window.partitionBy("cluster_id").orderBy(*order)
-        leaders = (
-            pending.withColumn("rank", F.row_number().over(best))
-            .filter(F.col("rank") == 1)
-            .select(
-                "cluster_id", F.col("doc_id").alias("kept_doc_id"), F.col("signature").alias("kept_signature")
-            )
+    component = Window.partitionBy("cluster_id")
+    ranked = (
+        members.withColumn(
+            "rank", F.row_number().over(component.orderBy(*keep_order(config.permissive_licences)))
         )
-        scored = pending.join(leaders, "cluster_id").withColumn(
-            "estimate", _estimated_jaccard(config.num_perm)
+        .withColumn("cluster_size", F.count(F.lit(1)).over(component))
+        .select("doc_id", "cluster_id", "rank", "cluster_size", "signature")
+    )
+    regular = (
+        ranked.filter(F.col("cluster_size") <= config.regroup_max_component_size)
+        .drop("cluster_size")
+        .groupBy("cluster_id")
+        .applyInArrow(regroup_component(minimum, config.max_kept_per_component), _ASSIGNED_SCHEMA)
+    )
+    giant = ranked.filter(F.col("cluster_size") > config.regroup_max_component_size)
+    best = giant.filter(F.col("rank") == 1).select(
+        "cluster_id", F.col("doc_id").alias("kept_doc_id"), F.col("signature").alias("kept_signature")
+    )
+    single = (
+        giant.join(best, "cluster_id")
+        .withColumn("estimate", _estimated_jaccard(config.num_perm))
+        .select(
+            "doc_id",
+            "cluster_id",
+            "kept_doc_id",
+            (F.col("doc_id") == F.col("kept_doc_id")).alias("is_kept"),
+            F.when(F.col("doc_id") != F.col("kept_doc_id"), F.col("estimate")).alias("estimate"),
+            F.col("cluster_size").cast("long").alias("cluster_size"),
+            ((F.col("doc_id") != F.col("kept_doc_id")) & (F.col("estimate") < F.lit(minimum))).alias("below"),
         )
-        last = rounds >= config.max_kept_per_component
-        close = (
-            (F.col("doc_id") == F.col("kept_doc_id")) | (F.col("estimate") >= F.lit(minimum)) | F.lit(last)
-        )
-        scored = scored.withColumn("close", close).localCheckpoint(eager=False)
-        decided.append(
-            scored.filter("close").select(
-                "doc_id",
-                "cluster_id",
-                "kept_doc_id",
-                (F.col("doc_id") == F.col("kept_doc_id")).alias("is_kept"),
-                F.when(F.col("doc_id") != F.col("kept_doc_id"), F.col("estimate")).alias("estimate"),
-                "cluster_size",
-                (F.col("estimate") < F.lit(minimum)).alias("below"),
-            )
-        )
-        pending = scored.filter(~F.col("close")).drop("kept_doc_id", "kept_signature", "estimate", "close")
-        # One job per round: computes the round (stored by the checkpoint) and counts what is left.
-        if pending.count() == 0:
-            break
-    assigned = decided[0]
-    for part in decided[1:]:
-        assigned = assigned.unionByName(part)
-    if rounds >= config.max_kept_per_component:
-        forced = decided[-1].filter(~F.col("is_kept") & F.col("below")).count()
-    facts = {
-        "kept_twin_min_jaccard": minimum,
-        "keep_rounds": rounds,
-        "removed_below_min_jaccard": int(forced),
-    }
-    return assigned.drop("below"), facts
+    )
+    assigned = regular.unionByName(single).withColumn(
+        "estimate", F.when(~F.col("is_kept"), F.col("estimate"))
+    )
+    return assigned, {"kept_twin_min_jaccard": minimum}
 
 
 def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
@@ -463,6 +513,7 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
             "kept_doc_id",
             "estimate",
             F.coalesce("cluster_size", F.lit(1)).alias("cluster_size"),
+            F.coalesce("below", F.lit(False)).alias("below"),
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
@@ -495,6 +546,10 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         F.countDistinct(F.when(F.col("cluster_size") > 1, F.col("cluster_id"))).alias("clusters"),
         F.sum(F.when(F.col("cluster_size") > 1, 1).otherwise(0)).alias("clustered_docs"),
         F.max("cluster_size").alias("largest_cluster"),
+        F.sum(F.when(F.col("below"), 1).otherwise(0)).alias("below"),
+        F.sum(F.when(F.col("cluster_size") > config.regroup_max_component_size, 1).otherwise(0)).alias(
+            "giant"
+        ),
     ).collect()[0]
     rows_in, indexed_docs = int(summary["rows"]), int(summary["indexed"] or 0)
     facts = {
@@ -528,7 +583,9 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         "docs_in_near_clusters": int(summary["clustered_docs"] or 0),
         "largest_cluster": int(summary["largest_cluster"] or 1),
         "near_duplicates_removed": int(summary["removed"] or 0),
-        "kept_per_component": int(summary["kept_in_clusters"] or 0),
+        "kept_in_components": int(summary["kept_in_clusters"] or 0),
+        "removed_below_min_jaccard": int(summary["below"] or 0),
+        "docs_in_components_too_big_to_regroup": int(summary["giant"] or 0),
         **keep_facts,
         **verify_facts,
     }
