@@ -270,7 +270,7 @@ def test_verified_edges_capped_buckets_and_chain_ends_keep_a_twin(spark, corpus,
 
 def test_connected_components_match_union_find(spark):
     rng = np.random.default_rng(3)
-    chain = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(80)]  # long diameter, worst case for labels
+    chain = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(40)]  # long diameter, worst case for labels
     random_edges = [(f"r{a:03d}", f"r{b:03d}") for a, b in rng.integers(0, 60, size=(45, 2)) if a != b]
     star = [("s999", f"s{i:03d}") for i in range(30)]
     edges = chain + random_edges + star
