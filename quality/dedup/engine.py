@@ -138,6 +138,8 @@ def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None]
     group = Window.partitionBy(
         F.when(F.col("problem").isNull(), F.col("sha256")).otherwise(F.concat(F.lit("unusable:"), "doc_id"))
     )
+    # A row without its sha256 gets it from its content: null hashes must never group together.
+    docs = docs.withColumn("sha256", F.coalesce(F.col("sha256"), F.sha2(F.col("content"), 256)))
     ranked = (
         docs.select(
             "doc_id",
