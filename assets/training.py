@@ -28,7 +28,7 @@ from training.config import (
     TrainConfig,
     dump_run_config,
     load_run_config,
-    to_dict,
+    settings_of,
 )
 
 TOKENIZER, SHARDS, CHECKPOINT = "tokenizer", "token_shards", "checkpoint"
@@ -269,7 +269,10 @@ def run_config_for(
     shards_manifest = json.loads(Path(layout.stage(SHARDS).manifest_path).read_text(encoding="utf-8"))
     key = hashlib.sha256(
         json.dumps(
-            {"training": to_dict(config), "shards": shards_manifest["checksum"]}, sort_keys=True
+            # Deployment fields (launcher, pod, threads, logging cadence) are left out: the same
+            # training on other hardware resumes the same folder.
+            {"training": settings_of(config), "shards": shards_manifest["checksum"]},
+            sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
     checkpoint_dir = layout.stage(CHECKPOINT).data_dir

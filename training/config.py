@@ -4,80 +4,34 @@ Every config is a frozen, keyword-only dataclass with a docstring under each fie
 section reads like documented data. `from_dict` builds one from plain YAML data (nested configs
 included) and refuses unknown keys: a typo fails loudly instead of training with a default.
 
-This module imports nothing beyond the standard library and PyYAML, so the slim GPU image and the
-Dagster process build the same objects from the same YAML.
+This module imports nothing beyond the standard library, PyYAML and `contracts.config` (pydantic),
+so the slim GPU image and the Dagster process build the same objects from the same YAML. Fields
+marked `DEPLOYMENT` say where or how fast a run goes, not what it computes: the run folder's key
+leaves them out (`settings_of`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 
+from contracts.config import DEPLOYMENT, ConfigError, build_config, settings_of, to_plain  # noqa: F401
+
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
-    """A config that cannot be used as written; the message names the key."""
-
-
 def from_dict(cls: type[C], data: dict[str, Any] | None, where: str = "config") -> C:
-    """Build dataclass `cls` from `data`, recursing into nested dataclass fields; unknown keys fail."""
-    data = dict(data or {})
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        hint = hints[name]
-        nested = _dataclass_in(hint)
-        if nested is not None and isinstance(value, dict):
-            value = from_dict(nested, value, f"{where}.{name}")
-        elif isinstance(value, list) and _is_tuple(hint):
-            value = tuple(value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    if dataclasses.is_dataclass(hint):
-        return hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        for arm in typing.get_args(hint):
-            if dataclasses.is_dataclass(arm):
-                return arm
-    return None
-
-
-def _is_tuple(hint: Any) -> bool:
-    if typing.get_origin(hint) is tuple:
-        return True
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(typing.get_origin(arm) is tuple for arm in typing.get_args(hint))
-    return False
+    """Build config `cls` from plain YAML data, validated: unknown keys and bad values fail, named."""
+    return build_config(cls, data, where)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     """A config as plain YAML/JSON-able data (tuples become lists)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(dataclasses.asdict(config))
+    return to_plain(config)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -146,9 +100,9 @@ class TokenizerConfig:
     """Mixed with each doc_id into every random draw, so shards never depend on worker count."""
     docs_per_shard: int = 20000
     """Documents per shard file; the unit of parallel work."""
-    batch_docs: int = 512
+    batch_docs: int = field(default=512, metadata=DEPLOYMENT)
     """Documents per `encode_batch` call inside a worker."""
-    workers: int = 0
+    workers: int = field(default=0, metadata=DEPLOYMENT)
     """Processes building shards; 0 = one per core."""
     anneal: MixConfig | None = None
     """A second set of shards for the annealing (decay) phase, e.g. only Python, or the web pages
@@ -333,25 +287,25 @@ class TrainConfig:
     """Model init and data order."""
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     """`auto`: bf16 autocast on GPU, fp32 on CPU."""
-    compile: bool = False
+    compile: bool = field(default=False, metadata=DEPLOYMENT)
     """Wrap the model in torch.compile (worth it on GPU for long runs)."""
-    cpu_threads: int = 0
+    cpu_threads: int = field(default=0, metadata=DEPLOYMENT)
     """CPU runs: torch intra-op threads; 0 keeps torch's default (one per core). On a machine
     shared with other jobs, 1 avoids OpenMP threads spinning against each other."""
-    checkpoint_every: int = 50
+    checkpoint_every: int = field(default=50, metadata=DEPLOYMENT)
     """Save the full state (model, optimizer, RNG) every this many steps; a killed run resumes from it."""
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = field(default=2, metadata=DEPLOYMENT)
     """Newest checkpoints kept on disk."""
-    log_every: int = 5
+    log_every: int = field(default=5, metadata=DEPLOYMENT)
     """Steps between MLflow metric points."""
-    peak_flops: float | None = None
+    peak_flops: float | None = field(default=None, metadata=DEPLOYMENT)
     """Peak FLOP/s per device for MFU; None: a known GPU's bf16 peak, or the measured fp32 matmul
     rate of this CPU."""
-    log_checkpoint_artifacts: bool = True
+    log_checkpoint_artifacts: bool = field(default=True, metadata=DEPLOYMENT)
     """Log every saved checkpoint folder to MLflow as an artifact (turn off for large models)."""
-    launcher: Literal["subprocess", "k8s"] = "subprocess"
+    launcher: Literal["subprocess", "k8s"] = field(default="subprocess", metadata=DEPLOYMENT)
     """How the checkpoint asset runs the entry point: a local process or a Kubernetes GPU pod."""
-    k8s: PodConfig = field(default_factory=PodConfig)
+    k8s: PodConfig = field(default_factory=PodConfig, metadata=DEPLOYMENT)
     """The pod, when `launcher` is k8s."""
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from contracts.config import DEPLOYMENT
 from training.evaluation.generation import GenerationConfig
 
 
@@ -70,10 +71,10 @@ class EvalConfig:
     """FIM settings."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     """Sampling: greedy, n=1 by default (pass@1)."""
-    sandbox_workers: int = 0
+    sandbox_workers: int = field(default=0, metadata=DEPLOYMENT)
     """Samples executed in parallel; 0 means one per core."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata=DEPLOYMENT)
     """Where the model runs: `auto` (GPU if present), `cpu`, `cuda`, `cuda:1`."""
-    cpu_threads: int | None = None
+    cpu_threads: int | None = field(default=None, metadata=DEPLOYMENT)
     """torch threads when the model runs on CPU; None keeps torch's default (one per core). On a
     machine shared with other jobs 1 is much faster: idle threads spin while others hold the cores."""
