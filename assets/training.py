@@ -310,7 +310,12 @@ def run_config_for(
 def launch_training(
     context: dg.AssetExecutionContext, run: RunConfig, config_path: Path, layout: StorageLayout
 ) -> dict:
-    """Run the entry point under Dagster Pipes; returns the metadata the training process reported."""
+    """Run the entry point under Dagster Pipes; returns the metadata the training process reported.
+
+    Pipes is the only channel from the training process: its log lines arrive as Dagster log events
+    and its materialization carries the run's summary (the pod of the k8s launcher may share no
+    filesystem with this process). A process that exits 0 without reporting is an error.
+    """
     extras = {"run_dir": run.output_dir}
     if run.training.launcher == "k8s":
         from dagster_k8s import PipesK8sClient
@@ -336,8 +341,24 @@ def launch_training(
             command=[sys.executable, "-m", "training.entrypoint", "--config", str(config_path)],
             env=env,
         )
-    reported = invocation.get_materialize_result()
-    return dict(reported.metadata or {})
+    # implicit_materializations=False: an empty result is not made up for a silent process.
+    reported = [
+        result
+        for result in invocation.get_results(implicit_materializations=False)
+        if isinstance(result, dg.MaterializeResult)
+    ]
+    if len(reported) != 1:
+        # Not retried: a retry would find the finished run folder and take its summary.json,
+        # hiding a broken Pipes channel behind a success.
+        raise dg.Failure(
+            description=(
+                f"the training process ({run.training.launcher} launcher) exited successfully but "
+                f"reported {len(reported)} materializations through Dagster Pipes (expected 1); "
+                f"run folder {run.output_dir}"
+            ),
+            allow_retries=False,
+        )
+    return dict(reported[0].metadata or {})
 
 
 @dg.asset(
@@ -364,7 +385,7 @@ def checkpoint(
     loaded, layout = recipe.load(), storage.layout()
     run, run_dir = run_config_for(context, loaded, layout, mlflow)
     summary_path, config_path = run_dir / "summary.json", run_dir / "run.yaml"
-    reported_metadata: dict = {}
+    reported: dict = {}
     if summary_path.exists() and json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
         previous = (
             load_run_config(config_path).tracking.tags.get("dagster.run_id") if config_path.exists() else None
@@ -375,11 +396,18 @@ def checkpoint(
         if previous != context.run_id:
             shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not summary_path.exists() or not json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
+    if summary_path.exists() and json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
+        # A retry of this Dagster run after training had finished: nothing is launched, so the
+        # run folder's summary is the only record.
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        source = "summary.json (retry of a finished run)"
+        context.log.info(f"training already finished in {run_dir}; using its summary.json")
+    else:
         dump_run_config(run, config_path)
         context.log.info(f"training run folder {run_dir} (launcher: {run.training.launcher})")
-        reported_metadata = launch_training(context, run, config_path, layout)
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        reported = launch_training(context, run, config_path, layout)
+        summary = {key: value.value for key, value in reported.items()}
+        source = "dagster pipes"
     hf_dir = summary["hf_model_dir"]
     weights = Path(hf_dir) / "model.safetensors"
     digest = (
@@ -408,7 +436,8 @@ def checkpoint(
     link = f"{run.tracking.tracking_uri} run {summary['mlflow_run_id']}"
     return dg.MaterializeResult(
         metadata={
-            **reported_metadata,
+            **reported,
+            "summary_source": source,
             "final_loss": dg.MetadataValue.float(summary["final_loss"]),
             "first_loss": dg.MetadataValue.float(summary["first_loss"]),
             "tokens": dg.MetadataValue.int(summary["tokens"]),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import kubernetes_validate
@@ -171,3 +176,205 @@ def test_training_dockerfile_runs_as_non_root_and_ships_only_training():
     text = (K8S / "Dockerfile.train").read_text()
     assert "USER 1000:1000" in text and "COPY training/ /app/training/" in text
     assert "pyspark" not in text and "dagster==" not in text
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipes through the pod log, with a stand-in for the cluster
+
+# What the training image sets (k8s/Dockerfile.train: ENV, WORKDIR /app holding training/).
+IMAGE_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+}
+
+
+def kube_timestamp(ns: int) -> str:
+    """RFC 3339 with nanoseconds, as `kubectl logs --timestamps` prints it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+class OneNodeCluster:
+    """Stands in for the API server, the kubelet and the container runtime: the `CoreV1Api` methods
+    that dagster-k8s calls, answered from a local process instead of a node.
+
+    `create_namespaced_pod` runs the pod's first container as a subprocess: its command (with
+    `python` meaning this interpreter, as in the image), the container's env exactly as submitted
+    (nothing inherited from this process but PATH and the image's ENV), emptyDir mounts as fresh
+    folders, and the claim mounted at the same path as on the Dagster side (the PVC mode). Its
+    stdout and stderr are kept as the container runtime keeps them, one line per write with a
+    unique nanosecond timestamp; `read_namespaced_pod_log` returns them as the Kubernetes client's
+    HTTP response iterates with `_preload_content=False` (whole lines, as bytes), following the
+    container until it exits. `list_namespaced_pod` reports the container running (ready) or
+    terminated with the process's exit code.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.pods: dict[str, dict] = {}
+        self.deleted: list[str] = []
+
+    # -- the CoreV1Api surface used by PipesK8sClient, PipesK8sPodLogsMessageReader, wait_for_pod
+
+    def create_namespaced_pod(self, namespace, body):
+        import subprocess
+
+        name = body.metadata.name
+        (container,) = body.spec.containers
+        volumes = {volume.name: volume for volume in body.spec.volumes}
+        folders: dict[str, Path] = {}
+        for mount in container.volume_mounts:
+            volume = volumes[mount.name]
+            if volume.persistent_volume_claim is not None:
+                assert Path(mount.mount_path).is_dir(), f"claim not at {mount.mount_path} here"
+            elif volume.empty_dir is not None and mount.mount_path != "/dev/shm":
+                folders[mount.mount_path] = self.root / name / mount.name
+                folders[mount.mount_path].mkdir(parents=True)
+
+        def on_node(value: str) -> str:
+            for mount_path, folder in folders.items():
+                if value == mount_path or value.startswith(mount_path + "/"):
+                    return str(folder) + value[len(mount_path) :]
+            return value
+
+        env = {"PATH": os.environ["PATH"], **IMAGE_ENV}
+        env.update({variable.name: on_node(variable.value) for variable in container.env})
+        command = [*container.command, *(container.args or [])]
+        assert command[0] == "python", f"only the one-process command runs here (no GPUs): {command}"
+        workdir = self.root / name / "workdir"
+        workdir.mkdir(parents=True)
+        process = subprocess.Popen(
+            [sys.executable, *command[1:]], cwd=workdir, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        pod = {"body": body, "process": process, "lines": [], "open": 2, "last_ns": 0}
+        pod["changed"] = threading.Condition()
+        self.pods[name] = pod
+        for stream_name, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+            threading.Thread(target=self._capture, args=(pod, stream_name, stream), daemon=True).start()
+
+    def list_namespaced_pod(self, namespace, field_selector):
+        from kubernetes import client
+
+        name = field_selector.removeprefix("metadata.name=")
+        if name not in self.pods:
+            return client.V1PodList(items=[])
+        pod = self.pods[name]
+        # Both streams at EOF: the container has exited (reap it rather than report it running).
+        code = pod["process"].poll() if pod["open"] else pod["process"].wait()
+        state = (
+            client.V1ContainerState(running=client.V1ContainerStateRunning())
+            if code is None
+            else client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=code))
+        )
+        container = pod["body"].spec.containers[0]
+        status = client.V1ContainerStatus(
+            name=container.name, image=container.image, image_id="", ready=code is None,
+            restart_count=0, state=state,
+        )  # fmt: skip
+        return client.V1PodList(
+            items=[client.V1Pod(metadata=pod["body"].metadata, spec=pod["body"].spec,
+                                status=client.V1PodStatus(container_statuses=[status]))]
+        )  # fmt: skip
+
+    def read_namespaced_pod_log(self, name, namespace, *, container=None, follow=False,
+                                timestamps=False, since_seconds=None, tail_lines=None,
+                                _preload_content=True, _request_timeout=None):  # fmt: skip
+        pod = self.pods[name]
+
+        def lines():
+            seen = 0
+            while True:
+                with pod["changed"]:
+                    while follow and pod["open"] and len(pod["lines"]) == seen:
+                        pod["changed"].wait()
+                    new, done = pod["lines"][seen:], not (follow and pod["open"])
+                seen += len(new)
+                for stamp, _, text in new:
+                    yield ((f"{stamp} " if timestamps else "") + text + "\n").encode()
+                if done:
+                    return
+
+        if _preload_content:  # wait_for_pod's failure report: the tail as one string
+            return b"".join(list(lines())[-(tail_lines or 0) :]).decode()
+        return lines()
+
+    def delete_namespaced_pod(self, name, namespace):
+        if self.pods[name]["process"].poll() is None:
+            self.pods[name]["process"].kill()
+        self.deleted.append(name)
+
+    # -- the container runtime
+
+    def _capture(self, pod: dict, stream_name: str, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            with pod["changed"]:
+                pod["last_ns"] = max(time.time_ns(), pod["last_ns"] + 1)
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                pod["lines"].append((kube_timestamp(pod["last_ns"]), stream_name, text))
+                pod["changed"].notify_all()
+        with pod["changed"]:
+            pod["open"] -= 1
+            pod["changed"].notify_all()
+
+
+@pytest.mark.slow
+def test_the_k8s_launcher_receives_logs_and_the_materialization_through_the_pod_log(
+    home, tmp_path, monkeypatch
+):
+    """`training.launcher: k8s` end to end, without a cluster and without a shared message file.
+
+    Real dagster / dagster-k8s code on the way: the `checkpoint` asset and `launch_training`,
+    `PipesK8sClient.run` (its default `PipesEnvContextInjector` and `PipesK8sPodLogsMessageReader`),
+    `build_pod_body` on our `build_pod_spec`, `DagsterKubernetesClient` and its `wait_for_pod`,
+    `PipesK8sPodLogsMessageReader.consume_pod_logs` (`_process_log_stream`,
+    `extract_message_or_forward_to_stdout`) and Dagster's Pipes message handler; in the "pod",
+    `python -m training.entrypoint` with `open_dagster_pipes` and its default loaders and writer.
+    Stand-ins: `OneNodeCluster` for the Kubernetes API server, kubelet and container runtime
+    (see its docstring); `_load_k8s_config` does nothing (there is no kubeconfig); the MLflow
+    server is a SQLite store in the storage root.
+    """
+    from dagster_k8s import PipesK8sClient
+    from dagster_k8s.client import DagsterKubernetesClient
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, decode_param
+
+    from tests._pipes import assert_reported_through_pipes, materialize_checkpoint, write_recipe
+
+    cluster = OneNodeCluster(tmp_path / "node")
+    production_client = DagsterKubernetesClient.production_client
+    monkeypatch.setattr(
+        DagsterKubernetesClient,
+        "production_client",
+        staticmethod(lambda **_: production_client(core_api_override=cluster)),
+    )
+    monkeypatch.setattr(PipesK8sClient, "_load_k8s_config", lambda self: None)
+    recipe = write_recipe(
+        tmp_path / "recipe.yaml", "k8s-pipes-test", steps=8,
+        training_extra="  launcher: k8s\n"
+        f"  k8s: {{gpus: 0, mount_path: '{home}', mlflow_tracking_uri: 'sqlite:///{home}/mlflow.db',"
+        " extra_env: {OMP_WAIT_POLICY: PASSIVE}}\n",
+    )  # fmt: skip
+    result, instance = materialize_checkpoint(home, recipe, checks=False)  # the subprocess test has them
+    reported = assert_reported_through_pipes(result, instance, steps=8)
+
+    ((name, pod),) = cluster.pods.items()
+    assert f" pid {pod['process'].pid} " in reported["reported_by"]  # the pod's process reported
+    assert name in cluster.deleted and pod["process"].returncode == 0
+    env = {variable.name: variable.value for variable in pod["body"].spec.containers[0].env}
+    # What the pod-log reader asked for, and what the entry point honoured: messages on stderr.
+    assert decode_param(env[DAGSTER_PIPES_MESSAGES_ENV_VAR]) == {"stdio": "stderr"}
+    context = decode_param(env[DAGSTER_PIPES_CONTEXT_ENV_VAR])["data"]
+    assert context["asset_keys"] == ["checkpoint"] and context["extras"]["run_dir"] == reported["output_dir"]
+    messages = [
+        (stream, json.loads(text)) for _, stream, text in pod["lines"] if "__dagster_pipes_version" in text
+    ]
+    assert {stream for stream, _ in messages} == {"stderr"}
+    methods = [message["method"] for _, message in messages]
+    assert methods[0] == "opened" and methods[-1] == "closed"
+    assert methods.count("report_asset_materialization") == 1 and "log" in methods
+    # Ordinary output shares the log with the messages (and is forwarded to stdout, not parsed).
+    assert any(stream == "stdout" and text.startswith("step 4/8 loss ") for _, stream, text in pod["lines"])
+    manifest = json.loads((home / "data/checkpoint/_manifest.json").read_text())
+    assert manifest["mlflow_run_id"] == reported["mlflow_run_id"]
+    assert manifest["hf_model_dir"] == reported["hf_model_dir"]

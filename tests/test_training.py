@@ -238,56 +238,68 @@ def test_smollm2_loads_from_the_installed_gguf_and_trains_one_step():
 # Dagster
 
 
+def test_only_the_main_rank_of_a_pipes_launched_process_opens_pipes(tmp_path, monkeypatch):
+    """`accelerate launch` gives every rank the launcher's environment; only RANK 0 may write."""
+    import warnings
+
+    from dagster_pipes import (
+        DAGSTER_PIPES_CONTEXT_ENV_VAR,
+        DAGSTER_PIPES_MESSAGES_ENV_VAR,
+        PipesContext,
+        encode_param,
+    )
+
+    from training import entrypoint
+
+    monkeypatch.setattr(PipesContext, "_instance", None)  # open_dagster_pipes keeps a singleton
+    messages = tmp_path / "messages.jsonl"
+    launched = {
+        DAGSTER_PIPES_CONTEXT_ENV_VAR: encode_param({"data": {"asset_keys": ["checkpoint"], "extras": {}}}),
+        DAGSTER_PIPES_MESSAGES_ENV_VAR: encode_param({"path": str(messages)}),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # by hand: no "not launched by Dagster" warning either
+        with entrypoint.pipes_session({}) as pipes:
+            assert pipes is None
+    with entrypoint.pipes_session({**launched, "RANK": "1"}) as pipes:
+        assert pipes is None
+    assert not messages.exists()
+    with entrypoint.pipes_session({**launched, "RANK": "0"}) as pipes:
+        pipes.log.info("rank 0 speaks")
+    sent = [json.loads(line) for line in messages.read_text().splitlines()]
+    assert [m["method"] for m in sent] == ["opened", "log", "closed"]
+    assert sent[1]["params"] == {"message": "rank 0 speaks", "level": "INFO"}
+
+
+def test_the_entrypoint_run_by_hand_trains_and_prints_without_pipes(shards, tmp_path, monkeypatch, capsys):
+    from training import entrypoint
+
+    monkeypatch.delenv("DAGSTER_PIPES_CONTEXT", raising=False)
+    monkeypatch.delenv("DAGSTER_PIPES_MESSAGES", raising=False)
+    config = run_config(shards, tmp_path / "run", steps=4, checkpoint_every=4, log_every=2)
+    dump_run_config(config, tmp_path / "run.yaml")
+    assert entrypoint.main(["--config", str(tmp_path / "run.yaml")]) == 0
+    out = capsys.readouterr()
+    assert "step 2/4 loss " in out.out and "__dagster_pipes_version" not in out.out + out.err
+
+
 @pytest.mark.slow
-def test_checkpoint_asset_materializes_through_pipes_with_an_mlflow_run(shards, home, tmp_path):
-    import dagster as dg
+def test_checkpoint_asset_materializes_through_pipes_with_an_mlflow_run(home, tmp_path):
+    """Subprocess launcher: the loop's log lines and the summary arrive through Pipes (see
+    `tests._pipes.assert_reported_through_pipes`), and the MLflow run is the one Pipes named."""
     import mlflow
 
-    from assets import training as training_assets
-    from orchestration.resources import MLflowResource, RecipeResource, StorageResource
+    from tests._pipes import assert_reported_through_pipes, materialize_checkpoint, write_recipe
 
-    write_stage_output(home, "code_mix", stdlib_documents(80, max_bytes=20_000))
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        "name: pipes-test\n"
-        "tokenizer:\n  vocab_size: 512\n  seq_len: 64\n  docs_per_shard: 50\n  workers: 1\n"
-        "  anneal: {inputs: [code_mix], optional_inputs: [], languages: [python]}\n"
-        "training:\n  preset: tiny\n  model: {dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2}\n"
-        "  steps: 16\n  micro_batch_size: 4\n  lr: 0.005\n  warmup_steps: 2\n  checkpoint_every: 8\n"
-        "  log_every: 4\n  cpu_threads: 1\n"
-    )
-    resources = {
-        "recipe": RecipeResource(path=str(recipe)),
-        "storage": StorageResource(root=str(home)),
-        "mlflow": MLflowResource(),
-    }
-    result = dg.materialize(
-        [
-            training_assets.tokenizer, training_assets.token_shards, training_assets.checkpoint,
-            training_assets.tokenizer_round_trip_check, training_assets.token_shards_check,
-            training_assets.checkpoint_check,
-        ],
-        resources=resources,
-    )  # fmt: skip
-    assert result.success
-    checks = result.get_asset_check_evaluations()
-    assert len(checks) == 3 and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
-    materialization = result.asset_materializations_for_node("checkpoint")[0]
-    assert materialization.metadata["final_loss"].value < materialization.metadata["first_loss"].value
+    recipe = write_recipe(tmp_path / "recipe.yaml", "pipes-test", steps=16)
+    result, instance = materialize_checkpoint(home, recipe)
+    assert len(result.get_asset_check_evaluations()) == 3
+    reported = assert_reported_through_pipes(result, instance, steps=16)
 
     manifest = json.loads((home / "data/checkpoint/_manifest.json").read_text())
-    for key in (
-        "hf_model_dir",
-        "tokenizer_dir",
-        "mlflow_run_id",
-        "final_loss",
-        "steps",
-        "preset",
-        "tokens",
-        "mfu",
-    ):
-        assert key in manifest
-    assert manifest["steps"] == 16 and manifest["preset"] == "tiny"
+    for key in ("hf_model_dir", "tokenizer_dir", "mlflow_run_id", "final_loss", "steps", "tokens", "mfu"):
+        assert manifest[key] == reported[key], key
+    assert manifest["preset"] == "tiny"
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     runs = mlflow.search_runs(
         experiment_names=["codecook-pipes-test"], filter_string="tags.`dagster.asset_key` = 'checkpoint'"
