@@ -1,10 +1,12 @@
-"""What every stage asset shares: ownership, groups, metadata from a manifest, plots, MLflow logging.
+"""What every stage asset shares: the asset made from a stage declaration, ownership, groups,
+metadata from a manifest and a report, plots, MLflow logging.
 
-Assets stay thin: read inputs, call the engine, write through `quality.storage.write_stage`, then
-`stage_result(...)` turns the manifest into Dagster metadata and MLflow metrics in one place.
+A document stage is declared once (`orchestration.stage.Stage`, the declarations in
+`orchestration.stages`); `stage_asset(stage)` makes its Dagster asset: load the recipe and the
+stage's section, start Spark and an MLflow run, `run_stage` (engine -> write -> release ->
+report), then `stage_result(...)` turns the manifest and the report into Dagster metadata and
+MLflow metrics in one place. `stage_asset_checks(stage)` makes its blocking checks.
 """
-
-from __future__ import annotations
 
 import base64
 import io
@@ -13,13 +15,34 @@ from typing import Any
 
 import dagster as dg
 
-from quality.storage import StagePaths
+from orchestration.checks import declared_checks, stage_checks
+from orchestration.resources import (
+    DuckDBResource,
+    MLflowResource,
+    RecipeResource,
+    SparkResource,
+    StorageResource,
+)
+from orchestration.stage import (
+    GROUP_DATA,
+    GROUP_EVAL,
+    GROUP_MODEL,
+    GROUP_WEB,
+    Json,
+    Markdown,
+    Plot,
+    Report,
+    Stage,
+    StageRun,
+    Table,
+    run_stage,
+    summary_line,
+)
+from quality.storage import StagePaths, read_manifest, read_stage
+
+__all__ = ["GROUP_DATA", "GROUP_EVAL", "GROUP_MODEL", "GROUP_WEB", "OWNER"]
 
 OWNER = "team:codecook"
-GROUP_DATA = "data"  # code ingest, dedup, filters, mix: refreshed weekly by the schedule
-GROUP_WEB = "web"  # web pool and recall rounds: refreshed with the data
-GROUP_MODEL = "model"  # tokenizer, shards, training
-GROUP_EVAL = "evaluation"  # benchmarks and reports
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
@@ -92,14 +115,82 @@ def stage_result(
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifest["checksum"]))
 
 
-def language_breakdown(connection, paths: StagePaths, limit: int = 25) -> list[dict[str, Any]]:
-    """Rows and bytes per language of a stage's kept output, largest first."""
-    rows = connection.execute(
-        "SELECT lang, count(*) AS docs, sum(size_bytes) AS bytes FROM read_parquet(?) GROUP BY lang ORDER BY bytes DESC, lang LIMIT ?",
-        [f"{paths.data_dir}/*.parquet", limit],
-    ).fetchall()
-    return [{"lang": lang, "docs": int(docs), "bytes": int(size or 0)} for lang, docs, size in rows]
-
-
 def as_json(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def metadata_value(value: Any) -> Any:
+    """A report value (orchestration.stage) as Dagster metadata; numbers and text stay as they are."""
+    if isinstance(value, Table):
+        return dg.MetadataValue.md(markdown_table(value.rows, value.columns))
+    if isinstance(value, Markdown):
+        return dg.MetadataValue.md(value.text)
+    if isinstance(value, Json):
+        return as_json(value.value)
+    if isinstance(value, Plot):
+        return figure_metadata(value.make(), value.artifact)
+    return value
+
+
+def log_report(report: Report) -> None:
+    """A report's metrics and artifacts into the active MLflow run."""
+    import mlflow
+
+    if report.metrics:
+        mlflow.log_metrics({k: float(v) for k, v in report.metrics.items()})
+    for name, payload in report.artifacts.items():
+        if name.endswith(".json"):
+            mlflow.log_dict(payload, name)
+        else:
+            mlflow.log_text(payload, name)
+
+
+def stage_asset(stage: Stage) -> dg.AssetsDefinition:
+    """The Dagster asset of a declared stage: its upstream stages are its deps; it runs the
+    engine on the recipe's section inside an MLflow run and returns the report as metadata."""
+
+    @dg.asset(
+        name=stage.name,
+        deps=[dg.AssetKey(name) for name in stage.upstream],
+        group_name=stage.group,
+        kinds=set(stage.kinds),
+        owners=[OWNER],
+        description=stage.description,
+    )
+    def stage_asset_fn(
+        context: dg.AssetExecutionContext,
+        recipe: RecipeResource,
+        storage: StorageResource,
+        spark: SparkResource,
+        mlflow: MLflowResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult:
+        loaded, layout = recipe.load(), storage.layout()
+        session = spark.session(loaded)
+        run = StageRun(
+            stage=stage,
+            spark=session,
+            config=loaded.section(stage.section, stage.config) if stage.section else None,
+            layout=layout,
+            read=lambda name: read_stage(session, layout.stage(name)),
+            count=lambda name: int(read_manifest(layout.stage(name))["rows_out"]),
+            connect=duckdb.connect,
+            recipe=loaded,
+            log=context.log.info,
+        )
+        with mlflow.run(context, loaded, layout, **stage.params(run)) as active:
+            manifest, report = run_stage(run, recipe_hash=loaded.hash)
+            context.log.info(summary_line(manifest))
+            log_report(report)
+            metadata = {name: metadata_value(value) for name, value in report.metadata.items()}
+            return stage_result(manifest, run.paths, active, extra=metadata)
+
+    return stage_asset_fn
+
+
+def stage_asset_checks(stage: Stage) -> list[dg.AssetChecksDefinition]:
+    """The standard blocking checks of a declared stage plus the ones it declares itself."""
+    standard = stage_checks(
+        stage.name, required_columns=stage.required_columns, with_expectations=stage.expectations
+    )
+    return [*standard, *declared_checks(stage, metadata_value)]

@@ -1,9 +1,10 @@
 """`web_pages`, `recall_round_1..N`, `code_web_pages`: code-related pages recalled from a web pool.
 
 The work lives in `quality.web` (HTML to documents), `quality.recall` (the rounds, the final
-cleaning) and `quality.webpool` (the pool and the recipe section); these adapters read the
-recipe's `web` section, call them, write through the shared stage writer and report to Dagster
-and MLflow. The number of rounds comes from the recipe (`web.recall.rounds`, default 3) when the
+cleaning) and `quality.webpool` (the pool and the recipe section). `web_pages` is declared in
+`orchestration.stages` (asset and `codecook ingest-web` made from it); the recall rounds and
+`code_web_pages` are still hand-written adapters that read the recipe's `web` section, call the
+engine, write through the shared stage writer and report to Dagster and MLflow. The number of rounds comes from the recipe (`web.recall.rounds`, default 3) when the
 code location loads.
 """
 
@@ -17,6 +18,8 @@ from assets._stage import (
     as_json,
     figure_metadata,
     markdown_table,
+    stage_asset,
+    stage_asset_checks,
     stage_result,
 )
 from orchestration.checks import stage_checks
@@ -27,11 +30,11 @@ from orchestration.resources import (
     SparkResource,
     StorageResource,
 )
+from orchestration.stages import WEB_PAGES_STAGE, query_rows
 from quality.recall import clean_code_pages, run_round
 from quality.recipe import Recipe, RecipeError, load_recipe
 from quality.storage import StageNotMaterialized, StorageLayout, read_manifest, read_stage, write_stage
 from quality.web import STAGE as WEB_PAGES
-from quality.web import ingest_web
 from quality.webpool import WebConfig
 
 CODE_WEB_PAGES = "code_web_pages"
@@ -65,99 +68,8 @@ ROUNDS = configured_rounds()
 # --------------------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    name=WEB_PAGES,
-    group_name=GROUP_WEB,
-    kinds={"spark", "parquet"},
-    owners=[OWNER],
-    description=(
-        "The web pool as document rows: HTML pages from the documentation installed on this machine "
-        "(each under its public URL), from the recipe's folders, JSONL and WARC inputs, or from the "
-        "committed sample. Main text extracted with trafilatura (navigation dropped, code blocks kept as "
-        "fenced blocks); url, domain, page language, code-block counts and the measurement label kept. "
-        "Pages that cannot be used are rejected with a reason into data/rejected/web_pages."
-    ),
-)
-def web_pages(
-    context: dg.AssetExecutionContext,
-    recipe: RecipeResource,
-    storage: StorageResource,
-    spark: SparkResource,
-    mlflow: MLflowResource,
-    duckdb: DuckDBResource,
-) -> dg.MaterializeResult:
-    loaded, layout = recipe.load(), storage.layout()
-    config = web_config(loaded)
-    inputs = config.resolved_inputs()
-    paths = layout.stage(WEB_PAGES)
-    session = spark.session(loaded)
-    with mlflow.run(context, loaded, layout, web_inputs=",".join(i.name for i in inputs)) as run:
-        result = ingest_web(session, inputs, config.ingest)
-        try:
-            manifest = write_stage(
-                result.kept,
-                result.rejected,
-                paths=paths,
-                rows_in=result.rows_in,
-                recipe_hash=loaded.hash,
-                extra={
-                    "rows_in_by_input": result.rows_in_by_input,
-                    "files_by_input": result.files_by_input,
-                    "inputs": [{"name": i.name, "kind": i.kind, "path": i.path} for i in inputs],
-                },
-            )
-        finally:
-            result.release()
-        context.log.info(
-            f"web_pages: {manifest['rows_out']} kept, {manifest['rows_rejected']} rejected of {manifest['rows_in']}"
-        )
-        with duckdb.connect() as connection:
-            domains = _rows(
-                connection,
-                "SELECT domain, count(*) AS pages, count(*) FILTER (WHERE label = 'code') AS code, "
-                "count(*) FILTER (WHERE label = 'other') AS other, count(*) FILTER (WHERE label IS NULL) AS unlabelled, "
-                "sum(code_blocks) AS code_blocks FROM read_parquet(?) GROUP BY domain ORDER BY pages DESC, domain",
-                [f"{paths.data_dir}/*.parquet"],
-            )
-            languages = _rows(
-                connection,
-                "SELECT page_lang, count(*) AS pages FROM read_parquet(?) GROUP BY page_lang "
-                "ORDER BY pages DESC, page_lang LIMIT 30",
-                [f"{paths.data_dir}/*.parquet"],
-            )
-        import mlflow as mlflow_client
-
-        mlflow_client.log_dict({"domains": domains, "languages": languages}, "web_pages/domains.json")
-        return stage_result(
-            manifest,
-            paths,
-            run,
-            extra={
-                "rows_in_by_input": as_json(result.rows_in_by_input),
-                "domains": dg.MetadataValue.md(markdown_table(domains)),
-                "page_languages": dg.MetadataValue.md(markdown_table(languages)),
-                "label_rule": dg.MetadataValue.text(
-                    f"code: >= {config.ingest.label_min_code_blocks} fenced code blocks holding >= "
-                    f"{config.ingest.label_min_code_share:.0%} of the main text; other: no code block; "
-                    "else unlabelled"
-                ),
-            },
-        )
-
-
-def _rows(connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = connection.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [
-        {
-            n: (int(v) if isinstance(v, int | float) and n != "share" else v)
-            for n, v in zip(names, row, strict=True)
-        }
-        for row in cursor.fetchall()
-    ]
-
-
-web_pages_checks = stage_checks(WEB_PAGES)
+web_pages = stage_asset(WEB_PAGES_STAGE)  # declared in orchestration.stages
+web_pages_checks = stage_asset_checks(WEB_PAGES_STAGE)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -360,7 +272,7 @@ def code_web_pages(
         finally:
             result.release()
         with duckdb.connect() as connection:
-            domains = _rows(
+            domains = query_rows(
                 connection,
                 "SELECT domain, count(*) AS pages, sum(size_bytes) AS bytes FROM read_parquet(?) "
                 "GROUP BY domain ORDER BY pages DESC, domain",

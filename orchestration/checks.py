@@ -5,16 +5,20 @@
                               every reject row has a reason
     expectations  (blocking)  a Great Expectations suite on a reproducible sample
 
-A stage module writes `my_stage_checks = stage_checks("my_stage")` and the definitions pick it up.
+A declared stage (orchestration.stage.Stage) gets these from `assets._stage.stage_asset_checks`,
+plus `declared_checks`: the blocking checks its declaration names (`Stage.checks`), each a
+Dagster-free function of the stage's paths, DuckDB, and Spark and config when it asks for them.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
-from orchestration.resources import DuckDBResource, StorageResource
+from orchestration.resources import DuckDBResource, RecipeResource, SparkResource, StorageResource
+from orchestration.stage import Check, CheckRun, Stage
 from quality import expectations
-from quality.storage import StageNotMaterialized
+from quality.storage import StageNotMaterialized, read_manifest
 
 
 def _result(run: Callable[[], tuple[bool, dict]], severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
@@ -81,3 +85,35 @@ def stage_checks(
 
         checks.append(expectations_check)
     return checks
+
+
+def declared_checks(
+    stage: Stage, metadata_value: Callable[[Any], Any] = lambda value: value
+) -> list[dg.AssetChecksDefinition]:
+    """Blocking asset checks from `stage.checks`; a stage without complete output fails them."""
+    return [_declared_check(stage, check, metadata_value) for check in stage.checks]
+
+
+def _declared_check(
+    stage: Stage, check: Check, metadata_value: Callable[[Any], Any]
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=stage.name, name=check.name, blocking=True, description=check.description)
+    def declared_check(
+        recipe: RecipeResource, storage: StorageResource, spark: SparkResource, duckdb: DuckDBResource
+    ) -> dg.AssetCheckResult:
+        paths = storage.layout().stage(stage.name)
+
+        def run() -> tuple[bool, dict]:
+            read_manifest(paths)  # raises when the stage has no complete output
+            session = config = None
+            if check.spark:
+                loaded = recipe.load()
+                session = spark.session(loaded)
+                config = loaded.section(stage.section, stage.config) if stage.section else None
+            with duckdb.connect() as connection:
+                passed, facts = check.run(CheckRun(paths, connection, session, config))
+            return passed, {name: metadata_value(value) for name, value in facts.items()}
+
+        return _result(run, dg.AssetCheckSeverity.ERROR)
+
+    return declared_check

@@ -3,11 +3,13 @@
     codecook demo                      materialize the whole graph on the demo recipe, print a summary
     codecook ui                        Dagster UI and MLflow UI on 127.0.0.1
     codecook status                    per stage: last write, rows, rejects by reason (DuckDB over manifests)
-    codecook STAGE --input PATH --output DIR [--config FILE]
+    codecook STAGE --input PATH --output DIR [--config FILE] [--master URL]
                                        one engine stage outside Dagster; DIR is a storage root
 
-Stage commands are registered in STAGE_COMMANDS below as "module:function" and imported only when
-run, so `codecook --help` does not pay for Spark or torch.
+The stage commands are made from the stage declarations (`orchestration.stages.COMMANDS`); the few
+not declared yet are registered in STAGE_COMMANDS below as "module:function", imported only when
+run. Every stage command takes the same flags and fails the same way: a bad input or setting is
+one line on stderr, `codecook STAGE: what is wrong`, and exit code 2.
 """
 
 from __future__ import annotations
@@ -21,44 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (help, "module:function taking the parsed args and returning an exit code",
-#          optional "module:function(parser)" adding arguments beyond --input/--output/--config)
+# Stage commands not (yet) declared as stages in `orchestration.stages`, with the same flags and
+# error handling: name -> (help, "module:function(args) -> exit code", "module:function(parser)"
+# adding arguments beyond --input/--output/--config/--master). Imported only when run.
 STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
-    "ingest": (
-        "Read code sources (a folder, JSONL or Parquet) into document rows.",
-        "orchestration.stage_cli:ingest",
-        "orchestration.stage_cli:ingest_arguments",
-    ),
-    "ingest-web": (
-        "Read HTML pages (a folder of .html, JSONL with url+html, or WARC) into web_pages rows.",
-        "orchestration.web_cli:ingest_web",
-        "orchestration.web_cli:ingest_web_arguments",
-    ),
-    "dedup": (
-        "Exact (SHA-256) then near (MinHash LSH) dedup of a JSONL or Parquet input.",
-        "quality.dedup.cli:run",
-        "quality.dedup.cli:add_arguments",
-    ),
-    "filter": (
-        "Quality signals, then the threshold profiles: DIR/data/quality_signals and filtered_code.",
-        "orchestration.quality_cli:filter_command",
-        None,
-    ),
-    "redact": (
-        "Replace emails, public IPs, keys, tokens and passwords (DIR/data/redacted_code).",
-        "orchestration.quality_cli:redact_command",
-        None,
-    ),
-    "decontaminate": (
-        "Remove files containing HumanEval/MBPP items (DIR/data/decontaminated_code).",
-        "orchestration.quality_cli:decontaminate_command",
-        None,
-    ),
-    "mix": (
-        "Re-weight languages: downsampling and byte caps (DIR/data/code_mix).",
-        "orchestration.quality_cli:mix_command",
-        None,
-    ),
     "tokenize": (
         "Train the BPE (or take --tokenizer) and write FIM-ed, packed token shards.",
         "training.commands:tokenize",
@@ -241,6 +209,25 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def _stage_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A stage command's parser with the flags every stage command shares."""
+    stage = sub.add_parser(name, help=help_text, description=help_text)
+    stage.add_argument(
+        "--input",
+        required=True,
+        help="A stage output folder, or JSONL / Parquet (file or folder) whose rows need only `content`.",
+    )
+    stage.add_argument(
+        "--output",
+        required=True,
+        help="Output storage root: writes DIR/data/<stage> and DIR/data/rejected/<stage>.",
+    )
+    stage.add_argument("--config", help="YAML file with this stage's settings (its recipe section's keys).")
+    stage.add_argument("--master", help="Spark master URL (default: local[*]).")
+    stage.set_defaults(stage_command=True)
+    return stage
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codecook", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -262,19 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--home")
     status.set_defaults(func=cmd_status)
 
+    from orchestration.stage import run_command
+    from orchestration.stages import COMMANDS
+
+    for name, command in COMMANDS.items():
+        stage = _stage_parser(sub, name, command.help)
+        if command.arguments:
+            command.arguments(stage)
+        stage.set_defaults(func=lambda args, command=command: run_command(command, args))
     for name, (help_text, run_ref, arguments_ref) in STAGE_COMMANDS.items():
-        stage = sub.add_parser(name, help=help_text, description=help_text)
-        stage.add_argument(
-            "--input", required=True, help="Input: a stage output folder, a JSONL or a Parquet file/folder."
-        )
-        stage.add_argument(
-            "--output",
-            required=True,
-            help="Output storage root: writes DIR/data/<stage> and DIR/data/rejected/<stage>.",
-        )
-        stage.add_argument(
-            "--config", help="YAML file with this stage's settings (the recipe section's keys)."
-        )
+        stage = _stage_parser(sub, name, help_text)
         if arguments_ref:
             _resolve(arguments_ref)(stage)
         stage.set_defaults(func=lambda args, ref=run_ref: _resolve(ref)(args))
@@ -288,7 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    if not getattr(args, "stage_command", False):
+        return int(args.func(args) or 0)
+    from orchestration.stage import input_errors, one_line
+
+    try:
+        return int(args.func(args) or 0)
+    except input_errors() as error:
+        # A bad input or setting, not a bug: one line, no traceback (Spark's log is in DIR/logs).
+        print(f"codecook {args.command}: {one_line(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ import hashlib
 
 import dagster as dg
 
-from assets._stage import GROUP_DATA, GROUP_WEB
 from orchestration.resources import RecipeResource
+from orchestration.stage import GROUP_DATA, GROUP_WEB
 from quality.ingest import SourceError, list_folder
 
 # Everything: what `codecook demo` / `make demo` materializes.

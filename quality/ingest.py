@@ -8,6 +8,12 @@ Every input unit becomes exactly one row, kept or rejected:
 Rejection rules and their order are those of `quality.textio`; malformed JSON lines are
 `malformed_json`, rows without content `missing_content`.
 
+JSONL and Parquet rows keep their own columns: the input's `id` and every column this module does
+not read ride along unchanged beside the document columns (DESIGN.md: stages add columns, none
+drops one); only the content column, when named `text` or `code`, becomes `content`. Their
+doc_ids use the same keys as `quality.plain`: `id:<id>`, else `path:<path>`, else the content's
+SHA-256 (folder sources: the file's path below the folder).
+
 The driver only lists files (names and sizes). Reading, decoding and hashing happen in Spark tasks,
 so the same job runs on a laptop or a cluster; files over the size limit are never read.
 """
@@ -30,8 +36,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from quality.languages import language_of
+from quality.plain import document_key
 from quality.recipe import IngestConfig, SourceConfig
-from quality.schema import DOCUMENT_COLUMNS, DOCUMENT_FIELDS, content_sha256, make_doc_id
+from quality.schema import DOCUMENT_COLUMNS, DOCUMENT_FIELDS, content_sha256, make_doc_id, reject_rows
 from quality.spark_session import SparkConfig  # noqa: F401  (re-exported for callers' convenience)
 from quality.textio import Rejected, decode_text
 
@@ -43,9 +50,10 @@ class SourceError(ValueError):
 
 
 # One candidate row: every document column (nullable) plus the verdict. Kept rows have no reason.
+# (Underscored, so that an input's own `reason` column is carried like any other of its columns.)
 CANDIDATE_SCHEMA = T.StructType(
     [T.StructField(f.name, f.dataType, True) for f in DOCUMENT_FIELDS]
-    + [T.StructField("reason", T.StringType(), True), T.StructField("detail", T.StringType(), True)]
+    + [T.StructField("_reason", T.StringType(), True), T.StructField("_detail", T.StringType(), True)]
 )
 _LISTING_SCHEMA = T.StructType(
     [
@@ -168,8 +176,8 @@ def judge(
         "commit_date": commit_date,
         "source": "code",
         "url": None,
-        "reason": None,
-        "detail": None,
+        "_reason": None,
+        "_detail": None,
     }
     try:
         if size > max_bytes:
@@ -193,9 +201,9 @@ def judge(
         row["size_bytes"] = len(text.encode("utf-8", "surrogatepass"))
         row["sha256"] = content_sha256(text)
     except Rejected as rejected:
-        row["reason"], row["detail"] = rejected.reason, rejected.detail
+        row["_reason"], row["_detail"] = rejected.reason, rejected.detail
     except OSError as error:  # vanished or unreadable between listing and reading
-        row["reason"], row["detail"] = "unreadable", f"{type(error).__name__}: {error}"
+        row["_reason"], row["_detail"] = "unreadable", f"{type(error).__name__}: {error}"
     return row
 
 
@@ -306,7 +314,9 @@ def _table_candidates(
                     licence=source.licence,
                     commit_date=None,
                 )
-                row.update(reason="corrupt_file", detail=f"{type(error).__name__}: {error}"[:500], lang=None)
+                row.update(
+                    _reason="corrupt_file", _detail=f"{type(error).__name__}: {error}"[:500], lang=None
+                )
                 broken.append(row)
         files = good
         frame = spark.read.parquet(*files) if files else None
@@ -341,13 +351,15 @@ def _table_candidates(
 
     corrupt = F.col("_corrupt_record") if "_corrupt_record" in columns else F.lit(None).cast("string")
     content = F.col(content_col).cast("string")
-    base_key = F.coalesce(
-        col_or(path_col, None),
-        col_or(id_col, None),
-        F.concat(F.col("_file"), F.lit(":"), F.sha2(F.coalesce(corrupt, content, F.lit("")), 256)),
-    )
+    # The input's own columns (its `id`, anything this module does not read) ride along unchanged,
+    # so that results join back to the input data; document columns it names are recomputed.
+    own = [
+        c for c in columns if c not in ("_file", "_corrupt_record", content_col) and c not in DOCUMENT_COLUMNS
+    ]
+    # The same keys as plain inputs (quality.plain): id, else path, else the content's hash.
+    base_key = document_key(id_col, path_col, F.coalesce(corrupt, content))
     shaped = frame.select(
-        base_key.alias("key"),
+        base_key.alias("_key"),
         col_or(path_col, None).alias("path"),
         F.coalesce(col_or(repo_col, None), F.lit(source.repo)).alias("repo"),
         F.coalesce(col_or(stars_col, None, "long"), F.lit(source.stars).cast("long")).alias("stars"),
@@ -355,27 +367,33 @@ def _table_candidates(
         col_or(date_col, None).alias("commit_date"),
         F.lower(col_or(lang_col, None)).alias("lang"),
         content.alias("content"),
-        corrupt.alias("corrupt"),
-        F.col("_file").alias("file"),
+        corrupt.alias("_corrupt"),
+        F.col("_file"),
+        *[F.col(f"`{c}`") for c in own],
     )
     # Rows sharing a key (same path twice) get #2, #3... in a content order, so ids stay unique and stable.
     rank = F.row_number().over(
-        Window.partitionBy("key").orderBy(F.coalesce("content", "corrupt"), "file", "stars", "repo")
+        Window.partitionBy("_key").orderBy(F.coalesce("content", "_corrupt"), "_file", "stars", "repo")
     )
     shaped = shaped.withColumn(
-        "key", F.when(rank > 1, F.concat("key", F.lit("#"), rank.cast("string"))).otherwise(F.col("key"))
+        "_key", F.when(rank > 1, F.concat("_key", F.lit("#"), rank.cast("string"))).otherwise(F.col("_key"))
     )
     name, max_bytes = source.name, config.max_file_bytes
+    schema = T.StructType(
+        CANDIDATE_SCHEMA.fields + [T.StructField(c, frame.schema[c].dataType, True) for c in own]
+    )
 
     def judge_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        arrow_schema = _arrow_candidate_schema()
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        arrow_schema = to_arrow_schema(schema)
         for batch in batches:
             out = []
             for item in batch.to_pylist():
                 text = item["content"]
                 row = judge(
                     source_name=name,
-                    key=item["key"],
+                    key=item["_key"],
                     path=item["path"],
                     size=len(text.encode("utf-8", "surrogatepass")) if text is not None else 0,
                     read=lambda text=text: text,
@@ -386,17 +404,20 @@ def _table_candidates(
                     commit_date=item["commit_date"],
                     lang_hint=item["lang"],
                 )
-                if item["corrupt"] is not None:
+                if item["_corrupt"] is not None:
                     row.update(
-                        reason="malformed_json", detail=item["corrupt"][:200], content=None, sha256=None
+                        _reason="malformed_json", _detail=item["_corrupt"][:200], content=None, sha256=None
                     )
+                row.update({column: item[column] for column in own})
                 out.append(row)
             yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
 
-    candidates = shaped.mapInArrow(judge_rows, CANDIDATE_SCHEMA)
+    candidates = shaped.mapInArrow(judge_rows, schema)
     rows_in = frame.count()
     if broken:
-        candidates = candidates.unionByName(spark.createDataFrame(broken, CANDIDATE_SCHEMA))
+        candidates = candidates.unionByName(
+            spark.createDataFrame(broken, CANDIDATE_SCHEMA), allowMissingColumns=True
+        )
     return candidates, rows_in + len(broken)
 
 
@@ -426,20 +447,15 @@ def ingest_sources(
         counts[source.name] = rows_in
     candidates = parts[0]
     for frame in parts[1:]:
-        candidates = candidates.unionByName(frame)
+        candidates = candidates.unionByName(frame, allowMissingColumns=True)
     # Files are read once: both outputs come from this cached copy.
     candidates = candidates.persist(StorageLevel.MEMORY_AND_DISK)
-    kept = candidates.filter(F.col("reason").isNull()).select(*DOCUMENT_COLUMNS)
-    rejected = candidates.filter(F.col("reason").isNotNull()).select(
-        "doc_id",
-        F.lit(STAGE).alias("stage"),
-        "reason",
-        "detail",
-        "path",
-        "lang",
-        "size_bytes",
-        F.lit(None).cast("string").alias("cluster_id"),
-        F.lit(None).cast("string").alias("kept_doc_id"),
+    own = [c for c in candidates.columns if c not in CANDIDATE_SCHEMA.fieldNames()]
+    kept = candidates.filter(F.col("_reason").isNull()).select(
+        *DOCUMENT_COLUMNS, *[F.col(f"`{c}`") for c in own]
+    )
+    rejected = reject_rows(
+        candidates.filter(F.col("_reason").isNotNull()), STAGE, F.col("_reason"), F.col("_detail")
     )
     result = IngestResult(kept, rejected, sum(counts.values()), counts)
     result._candidates = candidates

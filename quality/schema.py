@@ -56,3 +56,39 @@ def make_doc_id(source_name: str, key: str) -> str:
 def content_sha256(text: str) -> str:
     """SHA-256 of the UTF-8 content: exact dedup and the 'no two kept rows share it' check use it."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def reject_rows(
+    frame,
+    stage: str,
+    reason,
+    detail,
+    *,
+    cluster_id=None,
+    kept_doc_id=None,
+):
+    """`frame`'s rows as reject rows (REJECT_COLUMNS, in order) of `stage`.
+
+    `reason` and `detail` are Columns or plain strings (taken as literals); `path`, `lang` and
+    `size_bytes` come from the frame when it has them, else null."""
+    from pyspark.sql import functions as F
+
+    def column(value, kind: str = "string"):
+        if value is None:
+            return F.lit(None).cast(kind)
+        return (F.lit(value) if isinstance(value, str) else value).cast(kind)
+
+    def carried(name: str, kind: str):
+        return F.col(name).cast(kind) if name in frame.columns else F.lit(None).cast(kind)
+
+    return frame.select(
+        F.col("doc_id").cast("string").alias("doc_id"),
+        F.lit(stage).alias("stage"),
+        column(reason).alias("reason"),
+        column(detail).alias("detail"),
+        carried("path", "string").alias("path"),
+        carried("lang", "string").alias("lang"),
+        carried("size_bytes", "long").alias("size_bytes"),
+        column(cluster_id).alias("cluster_id"),
+        column(kept_doc_id).alias("kept_doc_id"),
+    )

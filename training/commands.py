@@ -6,7 +6,9 @@
         python -m training.entrypoint, in this process
 
 `--config` of tokenize holds the keys of the recipe's `tokenizer` section; the input stands in for
-every stage the section names.
+every stage the section names. It reads document Parquet (`doc_id`, `content`): a stage folder or
+Parquet files; plain JSONL goes through `codecook ingest` (or any document stage) first. Like every
+stage command, a bad input or setting raises an error `codecook` prints as one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -36,12 +38,45 @@ def _single_input(config: TokenizerConfig, name: str) -> TokenizerConfig:
     return dataclasses.replace(config, inputs=(name,), optional_inputs=(), anneal=anneal)
 
 
+def _check_input(path: str) -> None:
+    """Before any work: the input is document Parquet (a stage folder or Parquet files)."""
+    from training.shards import ShardInputError
+
+    if "://" in path:
+        return
+    target = Path(path)
+    if not target.exists():
+        raise ShardInputError(f"{path}: no such file or folder")
+    if target.is_file() and not path.endswith((".parquet", ".pq")):
+        raise ShardInputError(
+            f"{path}: tokenize reads document Parquet (doc_id, content), such as DIR/data/code_mix; "
+            f"turn plain rows into documents first: codecook ingest --input {path} --output DIR"
+        )
+
+
+def _config_data(config_file: str | None) -> dict:
+    from training.config import ConfigError
+
+    if not config_file:
+        return {}
+    try:
+        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"--config {config_file}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config {config_file}: not YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {config_file}: want a mapping of settings, got {type(data).__name__}")
+    return data
+
+
 def tokenize(args: argparse.Namespace) -> int:
     from training.shards import iter_texts, resolve_inputs, write_json_atomic, write_token_shards
     from training.tokenizer import pretrained_tokenizer, save_tokenizer, train_bpe
 
-    data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
-    config = _single_input(from_dict(TokenizerConfig, data or {}, args.config or "defaults"), "input")
+    _check_input(args.input)
+    data = _config_data(args.config)
+    config = _single_input(from_dict(TokenizerConfig, data, args.config or "defaults"), "input")
     source = args.input if "://" in args.input else str(Path(args.input).resolve())
     require_manifest = "://" not in source and (Path(source) / "_manifest.json").exists()
     stage_dirs = {"input": source}
