@@ -15,6 +15,7 @@ given they are derived from `threshold` with the derivation printed (see `LSHPar
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -43,6 +44,14 @@ PERMISSIVE_LICENCES: tuple[str, ...] = (
 class DedupConfig:
     """Exact (SHA-256) and near (MinHash LSH) deduplication; the recipe's `dedup:` section."""
 
+    level: Literal["file", "repo"] = "file"
+    """What one duplicate is. `file`: every file on its own, across all repositories (what
+    OpenCoder and StarCoder ship). `repo`: the repository (`repo` column; a document without one
+    is a unit of its own) is deduplicated as a whole and removed whole, and files are never
+    deduplicated one by one, so near-duplicate or identical files in otherwise different
+    repositories all survive: OpenCoder's repository-level ablation, which kept many more
+    duplicate tokens and trained worse. Rejects are `repo_exact_duplicate` /
+    `repo_near_duplicate`; see `quality.dedup.engine` for the unit's content and hash."""
     shingle_size: int = 5
     """Tokens per shingle. Tokens are maximal runs of letters, digits and `_` (so whitespace and
     punctuation changes do not matter); BigCode and OpenCoder use 5-grams."""
@@ -94,6 +103,8 @@ class DedupConfig:
     """SPDX ids (case-insensitive) preferred by the keep policy after stars and commit date."""
 
     def __post_init__(self) -> None:
+        if self.level not in ("file", "repo"):
+            raise ValueError(f"level must be 'file' or 'repo', got {self.level!r}")
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be >= 1, got {self.shingle_size}")
         if self.num_perm < 2:

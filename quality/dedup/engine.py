@@ -20,6 +20,12 @@ near_dedup   1. signatures: MinHash over token 5-grams, computed per Arrow batch
                 has a near twin kept in its place. Every output row carries `cluster_id`, the
                 smallest doc_id of its component (its own doc_id when it has no near twin).
 
+`level: repo` (OpenCoder's repository-level ablation): both stages compare whole repositories
+(`quality.dedup.keep.unit_key`: the `repo`, or the document itself when it has none) instead of
+files, and remove a duplicate repository with all its files (`repo_exact_duplicate`,
+`repo_near_duplicate`); files are never removed one by one, so copies shared by otherwise
+different repositories survive. See `repo_exact_dedup` and `repo_near_dedup`.
+
 Both functions return DataFrames for `quality.storage.write_stage`, plus facts for the manifest.
 Nothing depends on partitioning, core count or arrival order: cluster ids are minima, the keep
 policy is a total order, so reruns and different machines write the same bytes.
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -44,7 +50,7 @@ from pyspark.sql import types as T
 from quality.dedup import minhash
 from quality.dedup.components import connected_components
 from quality.dedup.config import DedupConfig
-from quality.dedup.keep import keep_order
+from quality.dedup.keep import keep_order, unit_keep_columns, unit_key
 from quality.schema import REJECT_COLUMNS
 
 EXACT_STAGE = "exact_dedup"
@@ -129,7 +135,11 @@ def _reject_rows(
 
 
 def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
-    """Keep one row per distinct content (SHA-256); reject rows without content as well."""
+    """Keep one row per distinct content (SHA-256); reject rows without content as well.
+
+    At `level: repo` the compared unit is the repository (see `repo_exact_dedup`)."""
+    if config.level == "repo":
+        return repo_exact_dedup(docs, config, log)
     require_columns(docs, EXACT_STAGE)
     no_content = F.col("content").isNull()
     blank = F.coalesce(F.col("content"), F.lit("")).rlike(r"^\s*$")  # empty or whitespace only
@@ -212,6 +222,133 @@ def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None]
         f"{by_reason.get('missing_content', 0) + by_reason.get('empty_content', 0)} rows without content rejected"
     )
     return DedupResult(EXACT_STAGE, kept, rejected, rows_in, facts, [ranked])
+
+
+def _unusable_content() -> Column:
+    """`missing_content` / `empty_content` (empty or whitespace only), or null for a usable row."""
+    blank = F.coalesce(F.col("content"), F.lit("")).rlike(r"^\s*$")
+    return F.when(F.col("content").isNull(), "missing_content").when(blank, "empty_content")
+
+
+def _unit_hash() -> Column:
+    """Aggregate: SHA-256 of a unit's file hashes in path order (then doc_id), comma-joined.
+
+    Equal for two units exactly when their files, taken in path order, have the same contents:
+    the hash of "the files concatenated in path order", without building that string."""
+    files = F.sort_array(F.collect_list(F.struct("path", "doc_id", "sha256")))
+    return F.sha2(F.array_join(F.transform(files, lambda f: f["sha256"]), ","), 256)
+
+
+def repo_exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
+    """`level: repo`: repositories whose files are identical to another's are removed whole.
+
+    Unit: `quality.dedup.keep.unit_key` (the repository, or the document when it has none); its
+    id is its smallest doc_id. Rows without usable content are rejected first, exactly as at file
+    level (`missing_content`, `empty_content`), and are not part of any unit. Two units are
+    duplicates when their `_unit_hash` (file hashes in path order) agree; the keep policy ranks
+    them by their most-starred file, newest date, licence, unit hash and id. Every file of a
+    removed unit is a `repo_exact_duplicate` reject with `cluster_id` = the unit hash and
+    `kept_doc_id` = the kept unit's id (its smallest doc_id, a kept row). Identical files in
+    different (or the same) repositories are never removed one by one."""
+    require_columns(docs, EXACT_STAGE, (*NEEDED_COLUMNS, "repo"))
+    licences = config.permissive_licences
+    docs = docs.withColumn("sha256", F.coalesce(F.col("sha256"), F.sha2(F.col("content"), 256)))
+    files = docs.select(
+        "doc_id",
+        "sha256",
+        "stars",
+        "commit_date",
+        "licence",
+        "path",
+        "repo",
+        "lang",
+        "size_bytes",
+        _unusable_content().alias("problem"),
+        unit_key().alias("unit"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    usable = files.filter(F.col("problem").isNull())
+    units = usable.groupBy("unit").agg(
+        *unit_keep_columns(licences), _unit_hash().alias("sha256"), F.count(F.lit(1)).alias("files")
+    )
+    group = Window.partitionBy("sha256")
+    ordered = group.orderBy(*keep_order(licences))
+    ranked = (
+        units.withColumn("rank", F.row_number().over(ordered))
+        .withColumn("kept_doc_id", F.first("doc_id").over(ordered))
+        .withColumn("kept_unit", F.first("unit").over(ordered))
+        .withColumn("copies", F.count(F.lit(1)).over(group))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    removed_units = ranked.filter(F.col("rank") > 1).select(
+        "unit", F.col("sha256").alias("unit_sha256"), "kept_doc_id", "kept_unit", "copies", "files"
+    )
+    duplicates = _reject_rows(
+        usable.join(removed_units, "unit"),
+        EXACT_STAGE,
+        "repo_exact_duplicate",
+        F.format_string(
+            "file of %s, identical to the kept %s (the same %d file contents in path order); "
+            "%d copies of this repository",
+            F.col("unit"),
+            F.col("kept_unit"),
+            F.col("files"),
+            F.col("copies"),
+        ),
+        F.col("unit_sha256"),
+        F.col("kept_doc_id"),
+    )
+    unusable_rows = _reject_rows(
+        files.filter(F.col("problem").isNotNull()),
+        EXACT_STAGE,
+        F.col("problem"),
+        F.when(F.col("problem") == "missing_content", F.lit("content is null")).otherwise(
+            F.lit("content is empty or whitespace only")
+        ),
+        F.lit(None),
+        F.lit(None),
+    )
+    rejected = duplicates.unionByName(unusable_rows)
+    kept = docs.join(rejected.select("doc_id"), "doc_id", "left_anti").select(*docs.columns)
+
+    file_stats = files.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.col("problem") == "missing_content", 1).otherwise(0)).alias("missing"),
+        F.sum(F.when(F.col("problem") == "empty_content", 1).otherwise(0)).alias("empty"),
+    ).collect()[0]
+    unit_stats = ranked.agg(
+        F.count(F.lit(1)).alias("units"),
+        F.sum(F.when(F.col("rank") > 1, 1).otherwise(0)).alias("removed_units"),
+        F.sum(F.when(F.col("rank") > 1, F.col("files")).otherwise(0)).alias("removed_files"),
+        F.sum(F.when((F.col("copies") > 1) & (F.col("rank") == 1), 1).otherwise(0)).alias("groups"),
+        F.max("copies").alias("largest"),
+    ).collect()[0]
+    rows_in = int(file_stats["rows"])
+    by_reason = {
+        name: int(value or 0)
+        for name, value in (
+            ("repo_exact_duplicate", unit_stats["removed_files"]),
+            ("missing_content", file_stats["missing"]),
+            ("empty_content", file_stats["empty"]),
+        )
+        if value
+    }
+    facts = {
+        "level": "repo",
+        "unit": "repository (`repo`; a document without one is its own unit), id = its smallest doc_id",
+        "units_in": int(unit_stats["units"] or 0),
+        "units_removed": int(unit_stats["removed_units"] or 0),
+        "duplicate_groups": int(unit_stats["groups"] or 0),
+        "largest_group": int(unit_stats["largest"] or 1),
+        "rejected_by_reason": by_reason,
+        "keep_policy": "per repository: most stars, newest commit_date, permissive licence, unit hash, doc_id",
+    }
+    log(
+        f"exact_dedup (repo level): {rows_in} files in {facts['units_in']} repositories, "
+        f"{facts['duplicate_groups']} groups of identical repositories, {facts['units_removed']} repositories "
+        f"({by_reason.get('repo_exact_duplicate', 0)} files) removed, "
+        f"{by_reason.get('missing_content', 0) + by_reason.get('empty_content', 0)} rows without content rejected"
+    )
+    return DedupResult(EXACT_STAGE, kept, rejected, rows_in, facts, [files, ranked])
 
 
 @lru_cache(maxsize=8)
@@ -424,22 +561,62 @@ def choose_kept(members: DataFrame, config: DedupConfig) -> tuple[DataFrame, dic
     return assigned, {"kept_twin_min_jaccard": minimum}
 
 
-def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
-    """Cluster near-duplicate documents (MinHash LSH + connected components) and keep one per cluster."""
-    require_columns(docs, NEAR_STAGE)
-    # This stage (re)assigns cluster ids; an input that already carries some gets fresh ones.
-    source = docs.drop("cluster_id") if "cluster_id" in docs.columns else docs
-    lsh = config.lsh()
-    log(lsh.explain())
-    cached: list[DataFrame] = []
+def union_signatures(config: DedupConfig) -> Callable[[pa.Table], pa.Table]:
+    """Grouped-map body of `level: repo`: the file signatures of one unit to the unit's one row.
 
-    # Spread the MinHash work over every task slot: a stage output of one or two Parquet files
-    # would otherwise be read, and hashed, by one or two tasks. Hash partitioning by doc_id keeps
-    # the split independent of file layout (the signatures never depend on it anyway).
-    spread = source.select("doc_id", "content").repartition("doc_id")
-    signatures = spread.mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
-    signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
-    cached.append(signatures)
+    A unit's shingle set is the union of its files' shingle sets, and the MinHash of a union is
+    the element-wise minimum of the members' signatures (compared as the unsigned 32-bit values
+    they are), so no repository is ever concatenated in memory. The input rows (`unit_id`, then
+    SIGNATURE_SCHEMA's columns) come from `signature_batches` run with `min_tokens = 1`, so that
+    short files still count; the unit is indexed when its files hold `min_tokens` tokens together.
+    """
+    lsh = config.lsh()
+    perms, min_tokens, keep_sets = config.num_perm, config.min_tokens, config.verify
+    schema_json = SIGNATURE_SCHEMA.json()
+
+    def run(table: pa.Table) -> pa.Table:
+        schema = _arrow_schema(schema_json)
+        unit_id = table.column("unit_id")[0].as_py()
+        tokens = int(pc.sum(table.column("tokens")).as_py() or 0)
+        values = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        signed = values.astype(np.int32, copy=False).reshape(-1, perms)
+        indexed = tokens >= min_tokens and len(signed) > 0
+        signature = signed.view(np.uint32).min(axis=0) if indexed else np.zeros(0, np.uint32)
+        keys = (
+            minhash.band_keys(signature[None, :], lsh.num_bands, lsh.rows_per_band)[0]
+            if indexed
+            else np.zeros(0, np.int64)
+        )
+        if keep_sets:
+            sets = table.column("shingles").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            shingles = pa.array([np.unique(sets).astype(np.int64) if indexed else np.zeros(0, np.int64)])
+        else:
+            shingles = pa.nulls(1, pa.list_(pa.int64()))
+        columns = [
+            pa.array([unit_id], pa.string()),
+            pa.array([tokens], pa.int64()),
+            pa.array([keys.astype(np.int64)]),
+            pa.array([signature.view(np.int32)]),
+            shingles,
+        ]
+        arrays = [
+            column.cast(f.type) if column.type != f.type else column
+            for column, f in zip(columns, schema, strict=True)
+        ]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    return run
+
+
+def _cluster(
+    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
+) -> tuple[DataFrame, dict[str, Any]]:
+    """Steps 2-4 of near dedup over one signature row per unit (a file, or a repository).
+
+    `keep_rows`: doc_id and the keep-policy columns of every unit. Returns the decisions (doc_id,
+    indexed, cluster_id, is_kept, kept_doc_id, estimate, cluster_size, below; persisted, added to
+    `cached`) and the facts, counted in units."""
+    lsh = config.lsh()
     members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
     # One shuffle by bucket gives every member its bucket's size and smallest doc_id (the anchor);
     # only members of buckets with a second document are kept, and cached for the steps below.
@@ -501,7 +678,7 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     components = connected_components(edges, max_rounds=config.max_iterations)
     labels = components.labels.withColumnRenamed("node", "doc_id").withColumnRenamed("root", "cluster_id")
     members = labels.join(
-        source.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id"
+        keep_rows.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id"
     ).join(signatures.select("doc_id", "signature"), "doc_id")
     assigned, keep_facts = choose_kept(members, config)
     decisions = (
@@ -520,23 +697,6 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     cached.append(decisions)
-    rejected = _reject_rows(
-        decisions.filter(~F.col("is_kept")).join(
-            source.select("doc_id", "path", "lang", "size_bytes"), "doc_id"
-        ),
-        NEAR_STAGE,
-        "near_duplicate",
-        F.format_string(
-            "near duplicate of the kept doc (MinHash Jaccard estimate %.3f); component of %d docs",
-            F.col("estimate"),
-            F.col("cluster_size"),
-        ),
-        F.col("cluster_id"),
-        F.col("kept_doc_id"),
-    )
-    kept = source.join(decisions.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
-        *source.columns, "cluster_id"
-    )
 
     summary = decisions.agg(
         F.count(F.lit(1)).alias("rows"),
@@ -555,6 +715,7 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     ).collect()[0]
     rows_in, indexed_docs = int(summary["rows"]), int(summary["indexed"] or 0)
     facts = {
+        "level": config.level,
         "lsh": {
             "num_perm": lsh.num_perm,
             "num_bands": lsh.num_bands,
@@ -591,10 +752,147 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         **keep_facts,
         **verify_facts,
     }
+    return decisions, {"_rows": rows_in, **facts}
+
+
+def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
+    """Cluster near-duplicate documents (MinHash LSH + connected components) and keep one per cluster.
+
+    At `level: repo` the clustered unit is the repository (see `repo_near_dedup`)."""
+    if config.level == "repo":
+        return repo_near_dedup(docs, config, log)
+    require_columns(docs, NEAR_STAGE)
+    # This stage (re)assigns cluster ids; an input that already carries some gets fresh ones.
+    source = docs.drop("cluster_id") if "cluster_id" in docs.columns else docs
+    log(config.lsh().explain())
+    cached: list[DataFrame] = []
+
+    # Spread the MinHash work over every task slot: a stage output of one or two Parquet files
+    # would otherwise be read, and hashed, by one or two tasks. Hash partitioning by doc_id keeps
+    # the split independent of file layout (the signatures never depend on it anyway).
+    spread = source.select("doc_id", "content").repartition("doc_id")
+    signatures = spread.mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
+    signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(signatures)
+    decisions, facts = _cluster(signatures, source, config, cached)
+    rows_in = facts.pop("_rows")
+    rejected = _reject_rows(
+        decisions.filter(~F.col("is_kept")).join(
+            source.select("doc_id", "path", "lang", "size_bytes"), "doc_id"
+        ),
+        NEAR_STAGE,
+        "near_duplicate",
+        F.format_string(
+            "near duplicate of the kept doc (MinHash Jaccard estimate %.3f); component of %d docs",
+            F.col("estimate"),
+            F.col("cluster_size"),
+        ),
+        F.col("cluster_id"),
+        F.col("kept_doc_id"),
+    )
+    kept = source.join(decisions.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
+        *source.columns, "cluster_id"
+    )
     log(
-        f"near_dedup: {rows_in} rows ({indexed_docs} indexed), {facts['candidate_buckets']} candidate buckets "
-        f"(largest {facts['largest_bucket']}, {facts['capped_buckets']} over the cap of {config.bucket_cap}), "
-        f"{facts['graph_edges']} edges, {components.rounds} component rounds, {facts['near_clusters']} clusters, "
-        f"{facts['near_duplicates_removed']} near duplicates removed"
+        f"near_dedup: {rows_in} rows ({facts['docs_indexed']} indexed), {facts['candidate_buckets']} candidate "
+        f"buckets (largest {facts['largest_bucket']}, {facts['capped_buckets']} over the cap of "
+        f"{config.bucket_cap}), {facts['graph_edges']} edges, {facts['component_rounds']} component rounds, "
+        f"{facts['near_clusters']} clusters, {facts['near_duplicates_removed']} near duplicates removed"
+    )
+    return DedupResult(NEAR_STAGE, kept, rejected, rows_in, facts, cached)
+
+
+def repo_near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
+    """`level: repo`: near-duplicate repositories removed whole; files are never compared alone.
+
+    Unit: `quality.dedup.keep.unit_key` (the repository, or the document when it has none); its
+    id is its smallest doc_id. Its shingles are the union of its files' shingles, i.e. the
+    shingles of its files concatenated (in any order: no shingle spans two files), and its MinHash
+    the element-wise minimum of its files' (`union_signatures`). Units then go through the same
+    LSH buckets, components and keep choice as files do at `level: file`; the keep policy ranks
+    units by their most-starred file, newest date, licence, a hash of their file hashes, and id.
+
+    Every file of a removed unit is a `repo_near_duplicate` reject whose `kept_doc_id` is the
+    kept unit's id (its smallest doc_id, a kept row) and whose `cluster_id` is the component's
+    smallest unit id; the files of a kept unit keep every column plus that `cluster_id` (their
+    unit's id when it has no near twin). Facts count units (repositories), bar
+    `near_duplicates_removed` and `files_*`, which count files."""
+    require_columns(docs, NEAR_STAGE, (*NEEDED_COLUMNS, "repo"))
+    source = docs.drop("cluster_id") if "cluster_id" in docs.columns else docs
+    log(config.lsh().explain())
+    cached: list[DataFrame] = []
+    licences = config.permissive_licences
+
+    files = (
+        source.select(
+            "doc_id",
+            "path",
+            "repo",
+            "stars",
+            "commit_date",
+            "licence",
+            F.coalesce(F.col("sha256"), F.sha2(F.col("content"), 256)).alias("sha256"),
+            unit_key().alias("unit"),
+        )
+        .withColumn("unit_id", F.min("doc_id").over(Window.partitionBy("unit")))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(files)
+    units = files.groupBy("unit").agg(*unit_keep_columns(licences), _unit_hash().alias("sha256"))
+    spread = source.select("doc_id", "content").repartition("doc_id")
+    file_signatures = spread.mapInArrow(signature_batches(replace(config, min_tokens=1)), SIGNATURE_SCHEMA)
+    signatures = (
+        file_signatures.join(files.select("doc_id", "unit_id"), "doc_id")
+        .select("unit_id", *SIGNATURE_SCHEMA.fieldNames())
+        .groupBy("unit_id")
+        .applyInArrow(union_signatures(config), SIGNATURE_SCHEMA)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(signatures)
+    decisions, facts = _cluster(signatures, units, config, cached)
+    units_in = facts.pop("_rows")
+    per_file = (
+        files.select("doc_id", "unit", "unit_id")
+        .join(decisions.withColumnRenamed("doc_id", "unit_id"), "unit_id")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(per_file)
+    rejected = _reject_rows(
+        per_file.filter(~F.col("is_kept")).join(
+            source.select("doc_id", "path", "lang", "size_bytes"), "doc_id"
+        ),
+        NEAR_STAGE,
+        "repo_near_duplicate",
+        F.format_string(
+            "file of %s, a near duplicate of the kept repository (MinHash Jaccard estimate %.3f over "
+            "all their files); component of %d repositories",
+            F.col("unit"),
+            F.col("estimate"),
+            F.col("cluster_size"),
+        ),
+        F.col("cluster_id"),
+        F.col("kept_doc_id"),
+    )
+    kept = source.join(per_file.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
+        *source.columns, "cluster_id"
+    )
+    counts = per_file.agg(
+        F.count(F.lit(1)).alias("files"),
+        F.sum(F.when(~F.col("is_kept"), 1).otherwise(0)).alias("removed"),
+        F.sum(F.when(F.col("cluster_size") > 1, 1).otherwise(0)).alias("clustered"),
+    ).collect()[0]
+    rows_in = int(counts["files"])
+    facts.update(
+        units_in=units_in,
+        units_removed=facts["near_duplicates_removed"],
+        near_duplicates_removed=int(counts["removed"] or 0),
+        files_in_near_clusters=int(counts["clustered"] or 0),
+        unit="repository (`repo`; a document without one is its own unit), id = its smallest doc_id",
+    )
+    log(
+        f"near_dedup (repo level): {rows_in} files in {units_in} repositories ({facts['docs_indexed']} indexed), "
+        f"{facts['candidate_buckets']} candidate buckets, {facts['graph_edges']} edges, "
+        f"{facts['near_clusters']} clusters of repositories, {facts['units_removed']} repositories removed "
+        f"({facts['near_duplicates_removed']} files)"
     )
     return DedupResult(NEAR_STAGE, kept, rejected, rows_in, facts, cached)

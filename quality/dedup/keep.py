@@ -68,3 +68,35 @@ def keep_key(row: dict[str, Any], licences: Iterable[str]) -> tuple:
         (sha is None, sha or ""),
         row["doc_id"],
     )
+
+
+# ---- Repository-level dedup: the keep policy over whole repositories ---------------------------
+
+
+def unit_key() -> Column:
+    """The dedup unit of a row at `level: repo`: its repository, or the document itself.
+
+    `repo:<name>` for rows with a non-blank `repo`, `doc:<doc_id>` for the others, so a file
+    without a repository never joins a repository's unit (and two such files never share one)."""
+    repo = F.trim(F.col("repo"))
+    return F.when(repo.isNotNull() & (repo != ""), F.concat(F.lit("repo:"), F.col("repo"))).otherwise(
+        F.concat(F.lit("doc:"), F.col("doc_id"))
+    )
+
+
+def unit_keep_columns(licences: Iterable[str]) -> list[Column]:
+    """Aggregates giving one row per unit the columns `keep_order` reads (grouped by unit).
+
+    stars        the most stars of any of its files (a repository's files normally share one count)
+    commit_date  its newest commit date (as Spark's timestamp text, which `commit_timestamp` reads)
+    licence      a permissive licence if any file has one, else the largest licence name
+    doc_id       its smallest doc_id: the unit's id, and the `kept_doc_id` its duplicates name
+    The unit's `sha256` is the caller's: it depends on what the stage compares (file hashes for
+    exact dedup). The order is then the file-level one: stars, date, licence, hash, id."""
+    permissive = is_permissive(licences) == 1
+    return [
+        F.min("doc_id").alias("doc_id"),
+        F.max("stars").alias("stars"),
+        F.max(commit_timestamp()).cast("string").alias("commit_date"),
+        F.coalesce(F.max(F.when(permissive, F.col("licence"))), F.max("licence")).alias("licence"),
+    ]
