@@ -34,9 +34,12 @@ What it covers (when started as root, or in a user namespace where noted)
 - File system: the zygote's mount namespace remounts every mount read-only (per-mount flag; the
   host is unaffected) and puts fresh size-limited tmpfs on /tmp, /var/tmp and /dev/shm. Each
   sample gets a private directory there (its cwd, HOME and TMPDIR) and the zygote empties the
-  tmpfs after the sample. Nothing outside can be deleted or rewritten. Directories the sandbox
-  user may not traverse (e.g. /root holding the Python install) are replaced by a tmpfs showing
-  only the folders the interpreter needs, which also hides the rest of them.
+  tmpfs after the sample (or, if something cannot be removed, replaces the zygote and with it the
+  tmpfs). Nothing outside can be deleted or rewritten. Directories the sandbox user may not
+  traverse (e.g. /root holding the Python install) are replaced by a tmpfs showing only the
+  folders the interpreter needs, which also hides the rest of them. An interpreter living below
+  /tmp (a checkout with its .venv there) is bound back read-only at its own path inside the
+  private /tmp; the cleanup never enters such a mount point (`Sandbox.isolation["bound"]`).
 - /proc: hidden (an empty read-only folder) by default, so no other process's command line can
   be read; `proc="private"` mounts a procfs of the sample's own PID namespace instead (its own
   processes only, for code that needs /proc, at ~2-4 ms per sample for the mount namespace).
@@ -81,12 +84,17 @@ logs a warning, or refuses to start with `SandboxConfig(strict=True)`.
   be changed; children that leave the session are killed through the pids cgroup (a kill loop until
   it is empty), and where no cgroup is writable either, such a child may outlive the sample. Run
   evaluation in a container on such machines.
+
+`namespaces`, `per_sample_namespaces`, `cgroups` and `unprivileged_user` in `SandboxConfig` switch
+layers off one by one, only to measure what each costs (`python -m benchmarks.eval` prints the
+table); each switched-off layer is listed in `missing`, so `strict=True` refuses it.
 """
 
 from __future__ import annotations
 
 import builtins
 import ctypes
+import errno
 import gc
 import json
 import logging
@@ -171,6 +179,21 @@ class SandboxConfig:
     namespaces: bool = True
     """False skips every namespace (network, mount, PID, IPC), as on a kernel without them: only
     for measuring what they cost or testing the fallback, never for untrusted code."""
+    per_sample_namespaces: bool = True
+    """False runs samples in the zygote's PID and IPC namespaces instead of new ones per sample
+    (escaped children are then reaped through the session and the pids cgroup, as without
+    namespaces): only for measuring what the per-sample namespaces cost."""
+    cgroups: bool = True
+    """False creates no worker cgroups: no tree-wide process cap for root and no memory cap for a
+    sample's tree (a fork bomb is then bounded only by RLIMIT_NPROC under a dropped uid): only for
+    measuring what cgroups cost."""
+    unprivileged_user: bool = True
+    """False keeps samples under the evaluator's uid even when it is root (then nothing but the
+    read-only mounts protects files, and RLIMIT_NPROC does not apply): only for measuring."""
+    interpreter: str | None = None
+    """Python the zygotes run, hence the installation and sys.path samples import from; None: the
+    evaluator's own (`sys.executable`). One living under /tmp (a checkout with its .venv there) is
+    bound back read-only into the private /tmp, which the per-sample cleanup never enters."""
     preload: tuple[str, ...] = PRELOAD_MODULES
     """Modules imported once in each zygote, so forked samples find them loaded."""
 
@@ -281,6 +304,9 @@ class _WorkerCgroups:
         self.by_controller: dict[str, str] = {}
         self.fds: dict[str, int] = {}
         self.problems: list[str] = []
+        if not config.cgroups:
+            self.problems.append("cgroups: disabled by configuration")
+            return
         for controller, base in _cgroup_dirs().items():
             v2 = base.endswith("#v2")
             base = base.removesuffix("#v2")
@@ -416,7 +442,7 @@ class _Worker:
             self.stderr.close()
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOTSTRAP],
+            [self.config.interpreter or sys.executable, "-I", "-c", _BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -455,11 +481,16 @@ class _Worker:
             # The zygote ends every sample by its own deadline; a generous margin covers a
             # machine under load. Past it the zygote is presumed wedged and replaced.
             answer = _receive(self.process.stdout.fileno(), time.monotonic() + timeout_s + 30)
-            return ExecutionResult(**answer)
         except (EOFError, TimeoutError, BrokenPipeError, OSError) as error:
             log.warning("sandbox worker %d lost (%s); restarting it", self.index, error)
             self.start()
             return ExecutionResult(passed=False, result=f"failed: sandbox error ({error})", duration_s=0.0)
+        if answer.pop("retire", False):
+            # The zygote could not empty its private /tmp (see `_empty_directory`): a fresh one
+            # gets a fresh tmpfs, so nothing the sample left reaches the next sample.
+            log.info("sandbox worker %d: scratch space not emptied; restarting it", self.index)
+            self.start()
+        return ExecutionResult(**answer)
 
     def stop_process(self) -> None:
         if self.process is None:
@@ -644,13 +675,16 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
     root = os.geteuid() == 0
     report["user_namespace"] = False
     report["private_tmp"] = False
+    report["bound"] = []
+    report["drop_user"] = root and settings["unprivileged_user"]
+    if root and not settings["unprivileged_user"]:
+        report["missing"].append("unprivileged user: disabled by configuration")
     if not settings["namespaces"]:
         report.update(
             network_namespace=False, read_only_root=False, pid_namespace=False, covered=[], proc="host"
         )
         report["sample_namespaces"] = {"ipc": False, "proc": False}
         report["missing"].append("namespaces: disabled by configuration")
-        report["drop_user"] = root
         return report, None
     if not root:
         uid, gid = os.geteuid(), os.getegid()
@@ -677,7 +711,8 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
             if os.path.isdir(point):
                 # The interpreter may live below a point the tmpfs covers (a checkout in /tmp):
                 # hold its folders open, then bind them back into the fresh tmpfs (made
-                # read-only with everything else below).
+                # read-only with everything else below). They are mount points there, which the
+                # per-sample cleanup never enters (`_empty_directory`).
                 kept = _outermost(p for p in _interpreter_paths() if p.startswith(point.rstrip("/") + "/"))
                 handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept}
                 _mount(
@@ -687,10 +722,11 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
                     os.makedirs(path, exist_ok=True)
                     _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
                     os.close(handle)
+                    report["bound"].append(path)
         report["private_tmp"] = True
         staging = "/tmp/.codecook-staging"
         os.makedirs(staging)
-        report["covered"] = _expose(_interpreter_paths(), staging) if root else []
+        report["covered"] = _expose(_interpreter_paths(), staging) if report["drop_user"] else []
         os.rmdir(staging)
         for point, flags in _mount_points():
             if point in _TMPFS_POINTS:
@@ -705,13 +741,21 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
     except OSError as error:
         report["missing"].append(f"mount namespace: {error} (samples can write what the user can)")
     # Per-sample namespaces: probe once that they work here.
-    pid_namespaces = _probe_pid_namespace()
+    if settings["per_sample_namespaces"]:
+        pid_namespaces = _probe_pid_namespace()
+        if pid_namespaces is None:
+            report["missing"].append(
+                "pid namespace: unavailable (detached processes are reaped only via cgroups)"
+            )
+    else:
+        pid_namespaces = None
+        report["missing"].append("per-sample namespaces: disabled by configuration")
     report["pid_namespace"] = pid_namespaces is not None
-    if pid_namespaces is None:
-        report["missing"].append(
-            "pid namespace: unavailable (detached processes are reaped only via cgroups)"
-        )
-    report["sample_namespaces"] = _probe_sample_namespaces(pid_namespaces, settings["proc"] == "private")
+    report["sample_namespaces"] = (
+        _probe_sample_namespaces(pid_namespaces, settings["proc"] == "private")
+        if settings["per_sample_namespaces"]
+        else {"ipc": False, "proc": False}
+    )
     report["proc"] = _hide_proc() if settings["proc"] == "hidden" and report["read_only_root"] else "host"
     if report["sample_namespaces"]["proc"]:
         report["proc"] = "private"
@@ -719,7 +763,6 @@ def _setup_isolation(settings: dict[str, Any]) -> dict[str, Any]:
         report["missing"].append(
             f"/proc: {settings['proc']} not possible here, samples see the {report['proc']} /proc"
         )
-    report["drop_user"] = root
     if not root and not report["user_namespace"]:
         report["missing"].append("unprivileged user: not root, samples run as the evaluator's user")
     elif not root:
@@ -831,6 +874,7 @@ def _zygote_main() -> None:
     settings["drop_user"] = report["drop_user"]
     settings["sample_namespaces"] = report["sample_namespaces"]
     settings["private_tmp"] = report["private_tmp"]
+    settings["bound"] = report["bound"]
     settings["user_namespace"] = report["user_namespace"]
     protocol_fds = (requests, answers)
     while True:
@@ -872,8 +916,11 @@ def _supervise(
     if pid_namespaces is None:
         _reap_escapees(pid, settings)
     duration = time.monotonic() - started
+    retire = False
     if settings["private_tmp"]:
-        _clean_tmpfs()  # the worker's own tmpfs: everything the sample left anywhere in it
+        # The worker's own tmpfs: everything the sample left anywhere in it, but nothing bound
+        # into it (an interpreter under /tmp). Whatever cannot be removed retires the zygote.
+        retire = not _clean_tmpfs(settings["bound"])
     else:
         shutil.rmtree(workdir, ignore_errors=True)  # the host's /tmp: only the sample's folder
     output, verdict, killed_for, status = outcome
@@ -889,12 +936,15 @@ def _supervise(
         result = f"failed: killed by {signal.Signals(os.WTERMSIG(status)).name} before the tests finished"
     else:
         result = f"failed: exited with status {os.waitstatus_to_exitcode(status)} before the tests finished"
-    return {
+    answer = {
         "passed": result == "passed",
         "result": result,
         "duration_s": round(duration, 6),
         "output": output.decode(errors="replace"),
     }
+    if retire:
+        answer["retire"] = True
+    return answer
 
 
 def _fresh_workdir(uid: int) -> str:
@@ -992,21 +1042,68 @@ def _reap_escapees(pid: int, settings: dict[str, Any]) -> None:
         time.sleep(0.005)
 
 
-def _clean_tmpfs() -> None:
+def _clean_tmpfs(bound: Iterable[str]) -> bool:
+    """Empty the worker's private /tmp, /var/tmp and /dev/shm, leaving the mount points `bound`
+    there at set-up; False if something is left (a mount point it did not make included)."""
+    clean = True
     for point in _TMPFS_POINTS:
         try:
-            entries = os.listdir(point)
+            fd = os.open(point, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             continue
-        for name in entries:
-            path = f"{point}/{name}"
+        try:
+            clean &= _empty_directory(fd, point, os.fstat(fd).st_dev, frozenset(bound))
+        finally:
+            os.close(fd)
+    return clean
+
+
+_MAX_CLEAN_DEPTH = 128
+"""Deeper trees are not walked (each level holds a file descriptor): the zygote is replaced."""
+
+
+def _empty_directory(dir_fd: int, path: str, device: int, bound: frozenset[str], depth: int = 0) -> bool:
+    """Remove everything in the open directory `dir_fd` (at `path`) that lives on file system
+    `device`.
+
+    A directory on another file system is a mount point (an interpreter or checkout under /tmp
+    bound back read-only): it is neither entered nor removed, and a folder holding one stays.
+    Walking a bound virtualenv instead costs ~90,000 failed unlink calls per sample, and would
+    delete its files if a bind mount were ever writable. Symbolic links are removed, never
+    followed. Returns False if anything else could not be removed, was too deep to walk, or is a
+    mount point not in `bound` (one a sample made)."""
+    clean = True
+    try:
+        with os.scandir(dir_fd) as listing:
+            entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+    except OSError:
+        return False
+    for name, is_dir in entries:
+        try:
+            if not is_dir:
+                os.unlink(name, dir_fd=dir_fd)
+                continue
+            if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_dev != device:
+                clean &= f"{path}/{name}" in bound  # a mount point: never entered
+                continue
+            if depth >= _MAX_CLEAN_DEPTH:
+                clean = False
+                continue
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
             try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
+                emptied = _empty_directory(child, f"{path}/{name}", device, bound, depth + 1)
+            finally:
+                os.close(child)
+            clean &= emptied
+            if emptied:
+                try:
+                    os.rmdir(name, dir_fd=dir_fd)
+                except OSError as error:
+                    if error.errno != errno.ENOTEMPTY:  # not empty: it holds a mount point
+                        clean = False
+        except OSError:
+            clean = False
+    return clean
 
 
 _SAMPLE_ENV_KEEP = ("PATH", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
