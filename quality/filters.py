@@ -18,6 +18,10 @@ number in [0, 1) from SHA-256 of the three: the same documents go on every run a
 A rejected row's `reason` is the first rule that fired in profile order; `detail` names the
 profile and every rule that fired with the signal value and threshold, e.g.
 `profile javascript: long_lines_max: max_line_length=5120 > 1000; alpha_fraction: frac_alpha=0.12 < 0.25`.
+
+Two recipe knobs sit beside the profiles, for OpenCoder's ablations (`FilterConfig`): `min_stars`
+(a document-level stars rule, reasons `min_stars` / `stars_unknown`, decided before the profiles)
+and `enabled: false` (no profile rule applies: the "quality filters off" variant).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -73,6 +77,23 @@ class FilterConfig:
     `{python: {prompt_comments: {gt: 0.05}}}`; a rule set to null is disabled."""
     disabled_rules: tuple[str, ...] = ()
     """Rules switched off in every profile."""
+    enabled: bool = True
+    """False switches every profile rule off: `filtered_code` keeps every document (only
+    `min_stars`, when set, still rejects), so generated, minified and data files reach training:
+    the "quality filters off" sanity ablation, which must train worse. `quality_signals` is still
+    computed (it is its own stage). `code_web_pages` reads this section too, so its text profile
+    is off as well."""
+    min_stars: int | None = None
+    """Keep only code documents with at least this many `stars` (OpenCoder's GitHub-stars filter
+    ablation); the others are rejected as `min_stars`. A code document whose stars are unknown
+    (null, or no `stars` column) is rejected as `stars_unknown`, a reason of its own: a popularity
+    filter keeps what is known to clear the bar, and the funnel shows how much was unknown. Web
+    pages (`source = 'web'`) have no repository and are never judged on stars. None: no stars rule.
+    Decided before the profiles: when it fires it is the reason, and the detail names it last."""
+
+    def __post_init__(self) -> None:
+        if self.min_stars is not None and self.min_stars < 0:
+            raise ValueError(f"min_stars must be >= 0 or null, got {self.min_stars}")
 
 
 @dataclass(frozen=True)
@@ -197,9 +218,20 @@ def _merge(base: dict[str, dict], changes: dict[str, Any] | None, where: str) ->
 class ProfileSet:
     """Every profile, resolved (extends applied), with the language -> profile lookup."""
 
-    def __init__(self, profiles: dict[str, Profile], seed: int = 0) -> None:
+    def __init__(
+        self,
+        profiles: dict[str, Profile],
+        seed: int = 0,
+        *,
+        enabled: bool = True,
+        min_stars: int | None = None,
+    ) -> None:
         self.profiles = profiles
         self.seed = seed
+        # FilterConfig.enabled: False means no profile rule fires (the profiles are still loaded,
+        # validated and reported). FilterConfig.min_stars: the stars rule `apply_filters` adds.
+        self.enabled = enabled
+        self.min_stars = min_stars
         self.by_language: dict[str, str] = {}
         self.fallback: str | None = None
         for profile in profiles.values():
@@ -231,6 +263,11 @@ class ProfileSet:
             for name, p in sorted(self.profiles.items())
         }
         payload["seed"] = self.seed
+        # Only when not the default, so the fingerprints of existing runs stay what they were.
+        if not self.enabled:
+            payload["enabled"] = False
+        if self.min_stars is not None:
+            payload["min_stars"] = self.min_stars
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def versions(self) -> dict[str, int]:
@@ -239,6 +276,8 @@ class ProfileSet:
     # ---- Python evaluation ----------------------------------------------------------------
     def fired_rules(self, signals: dict[str, Any], doc_id: str, lang: str | None) -> list[tuple[Rule, Any]]:
         """Every rule of the document's profile that fires, in profile order, with the value seen."""
+        if not self.enabled:
+            return []
         profile = self.profile_for(lang)
         fired = []
         for rule in profile.rules:
@@ -311,7 +350,7 @@ def load_profiles(config: FilterConfig | None = None) -> ProfileSet:
         if not languages:
             raise RecipeError(f"{document['_file']}: a profile must list its languages")
         profiles[name] = Profile(name, int(document.get("version", 1)), languages, parsed)
-    return ProfileSet(profiles, seed=config.seed)
+    return ProfileSet(profiles, seed=config.seed, enabled=config.enabled, min_stars=config.min_stars)
 
 
 # ---- Batch evaluation (Arrow), as Spark runs it ------------------------------------------------
@@ -357,7 +396,7 @@ def decide_batch(batch: pa.RecordBatch, profiles: ProfileSet) -> pa.RecordBatch:
     profile_names = np.array([profiles.profile_for(lang).name for lang in langs], dtype=object)
     doc_ids = batch.column("doc_id").to_pylist()
     fired: list[list[tuple[Rule, int]]] = [[] for _ in range(n)]
-    for profile in profiles.profiles.values():
+    for profile in profiles.profiles.values() if profiles.enabled else ():
         # Each profile's rules run on its own rows only (one `take`, then one comparison per rule).
         rows_of_profile = np.flatnonzero(profile_names == profile.name)
         if not rows_of_profile.size:
@@ -424,6 +463,25 @@ def decisions(signals: DataFrame, profiles: ProfileSet) -> DataFrame:
     return signals.select(*needed).mapInArrow(run, DECISION_SCHEMA)
 
 
+def stars_verdict(documents: DataFrame, min_stars: int | None) -> tuple[Column, Column]:
+    """(reason, detail) of the stars rule (`FilterConfig.min_stars`) for each row; nulls = passes.
+
+    `min_stars` when stars < min_stars, `stars_unknown` when they are null or the frame has no
+    `stars` column; rows with `source = 'web'` are never judged. The detail reads like a profile
+    rule's, `min_stars: stars=3 < 10`, so `rule_hits` counts it."""
+    if min_stars is None:
+        return F.lit(None).cast("string"), F.lit(None).cast("string")
+    stars = F.col("stars").cast("long") if "stars" in documents.columns else F.lit(None).cast("long")
+    code = F.coalesce(F.col("source") != "web", F.lit(True)) if "source" in documents.columns else F.lit(True)
+    reason = F.when(code & stars.isNull(), F.lit("stars_unknown")).when(
+        code & (stars < F.lit(min_stars)), F.lit("min_stars")
+    )
+    detail = F.when(code & stars.isNull(), F.lit(f"stars_unknown: stars=null, min_stars {min_stars}")).when(
+        code & (stars < F.lit(min_stars)), F.format_string(f"min_stars: stars=%d < {min_stars}", stars)
+    )
+    return reason, detail
+
+
 def apply_filters(
     documents: DataFrame, signals: DataFrame, profiles: ProfileSet
 ) -> tuple[DataFrame, DataFrame]:
@@ -431,21 +489,31 @@ def apply_filters(
 
     Decisions are made on the narrow signals table and joined to the documents by doc_id, so the
     content is read once and never passes through Python. A document without a signals row is
-    rejected as `missing_signals` rather than kept unjudged."""
-    verdicts = decisions(signals, profiles).select(
-        "doc_id",
-        F.col("reason").alias("_reason"),
-        F.col("detail").alias("_detail"),
-        F.lit(True).alias("_judged"),
-    )
-    judged = documents.join(verdicts, on="doc_id", how="left")
-    judged = judged.withColumn(
-        "_reason", F.when(F.col("_judged").isNull(), F.lit("missing_signals")).otherwise(F.col("_reason"))
-    ).withColumn(
-        "_detail",
-        F.when(F.col("_judged").isNull(), F.lit("no row for this doc_id in quality_signals")).otherwise(
+    rejected as `missing_signals` rather than kept unjudged.
+
+    With `profiles.enabled` False (`quality_filter.enabled: false`) no profile rule applies and
+    the signals are not read: every document is kept, bar what the stars rule rejects. The stars
+    rule (`quality_filter.min_stars`, see `stars_verdict`) is decided first: when it fires its
+    rule is the reason, and the detail lists it after any profile rules that fired too."""
+    star_reason, star_detail = stars_verdict(documents, profiles.min_stars)
+    if profiles.enabled:
+        verdicts = decisions(signals, profiles).select(
+            "doc_id",
+            F.col("reason").alias("_reason"),
+            F.col("detail").alias("_detail"),
+            F.lit(True).alias("_judged"),
+        )
+        judged = documents.join(verdicts, on="doc_id", how="left")
+        missing = F.col("_judged").isNull()
+        profile_reason = F.when(missing, F.lit("missing_signals")).otherwise(F.col("_reason"))
+        profile_detail = F.when(missing, F.lit("no row for this doc_id in quality_signals")).otherwise(
             F.col("_detail")
-        ),
+        )
+    else:
+        judged = documents
+        profile_reason = profile_detail = F.lit(None).cast("string")
+    judged = judged.withColumn("_reason", F.coalesce(star_reason, profile_reason)).withColumn(
+        "_detail", F.concat_ws("; ", profile_detail, star_detail)
     )
     kept = judged.filter(F.col("_reason").isNull()).select(*documents.columns)
     rejected = judged.filter(F.col("_reason").isNotNull()).select(
