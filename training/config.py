@@ -98,6 +98,11 @@ class TokenizerConfig:
     """Probability, each on its own, of prefixing `<reponame>`, `<filename>` and `<gh_stars>`."""
     seed: int = 1234
     """Mixed with each doc_id into every random draw, so shards never depend on worker count."""
+    holdout_fraction: float = 0.0
+    """Documents with `training.evaluation.fim.is_held_out(doc_id, holdout_fraction)` (a hash of
+    the doc_id alone, the same test the FIM eval and `heldout.select_eval_documents` use) are never
+    tokenized into shards (main and anneal); their count is the shard manifest's `held_out_docs`.
+    0 trains on everything. Set it to the eval's fraction so every variant leaves the same bucket out."""
     docs_per_shard: int = 20000
     """Documents per shard file; the unit of parallel work."""
     batch_docs: int = field(default=512, metadata=DEPLOYMENT)
@@ -111,6 +116,8 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.fim_rate <= 1.0 or not 0.0 <= self.fim_spm_rate <= 1.0:
             raise ValueError("fim_rate and fim_spm_rate must lie in [0, 1]")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
         if not 0.0 <= self.metadata_rate <= 1.0:
             raise ValueError("metadata_rate must lie in [0, 1]")
         if self.seq_len < 8:

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from training import fim
 from training.config import MixConfig, TokenizerConfig
+from training.evaluation.fim import is_held_out
 from training.tokenizer import EOS, FIM_PAD, file_sha256, special_ids
 
 MANIFEST = "_manifest.json"
@@ -207,6 +208,7 @@ class SampleSettings:
     seq_len: int
     batch_docs: int
     languages: tuple[str, ...] = ()
+    holdout_fraction: float = 0.0
 
     @classmethod
     def from_config(cls, config: TokenizerConfig, mix: MixConfig) -> SampleSettings:
@@ -218,6 +220,7 @@ class SampleSettings:
             seq_len=config.seq_len,
             batch_docs=config.batch_docs,
             languages=tuple(sorted(lang.lower() for lang in mix.languages)),
+            holdout_fraction=config.holdout_fraction,
         )
 
 
@@ -228,6 +231,8 @@ class ShardStats:
     index: int = 0
     file: str = ""
     documents_in: int = 0
+    held_out_docs: int = 0
+    """Documents in the evaluation bucket (`is_held_out(doc_id, holdout_fraction)`), never encoded."""
     documents_excluded_language: int = 0
     documents_dropped_by_weight: int = 0
     documents_used: int = 0
@@ -267,6 +272,9 @@ class SampleEncoder:
         samples: list[list[int | str]] = []
         for position, doc_id in enumerate(rows["doc_id"]):
             stats.documents_in += 1
+            if settings.holdout_fraction > 0 and is_held_out(doc_id, settings.holdout_fraction):
+                stats.held_out_docs += 1
+                continue
             content = rows["content"][position] or ""
             lang = rows["lang"][position]
             if languages and (lang or "").lower() not in languages:
@@ -438,7 +446,8 @@ def build_shard_set(
 
 def _set_manifest(results, stages, settings, dtype, vocab_size, tokenizer_path, mix_name) -> dict[str, Any]:
     total = {k: sum(getattr(s, k) for s in results) for k in (
-        "documents_in", "documents_excluded_language", "documents_dropped_by_weight", "documents_used",
+        "documents_in", "held_out_docs", "documents_excluded_language", "documents_dropped_by_weight",
+        "documents_used",
         "samples", "fim_samples", "spm_samples", "reponame_prefixes", "filename_prefixes", "stars_prefixes",
         "content_bytes", "tokens", "padding_tokens", "rows",
     )}  # fmt: skip
@@ -460,10 +469,11 @@ def _set_manifest(results, stages, settings, dtype, vocab_size, tokenizer_path, 
         "shards": len(results),
         **total,
         "documents_by_stage": by_stage,
-        # Every input row is accounted for: used, or excluded by the mix's language list, or
-        # dropped by a fractional weight.
+        # Every input row is accounted for: used, or held out for evaluation, or excluded by the
+        # mix's language list, or dropped by a fractional weight.
         "documents_conserved": total["documents_in"]
         == total["documents_used"]
+        + total["held_out_docs"]
         + total["documents_excluded_language"]
         + total["documents_dropped_by_weight"],
         "fim_share": total["fim_samples"] / samples,
@@ -557,6 +567,7 @@ def write_token_shards(
         "tokens": main["tokens"],
         "documents": main["documents_used"],
         "documents_in": main["documents_in"],
+        "held_out_docs": main["held_out_docs"],
         "rows": main["rows"],
         "fim_share": main["fim_share"],
         "spm_share": main["spm_share"],
@@ -629,7 +640,7 @@ def check_shard_set(
 
     Files hold exactly the rows the index lists; every input document is accounted for; and the
     first samples of the first shard un-permute to the first input documents, character for
-    character (when the mix neither filters nor re-weights, so the two orders coincide).
+    character (when the mix neither filters, holds out nor re-weights, so the two orders coincide).
     """
     from training.tokenizer import load_tokenizer
 
@@ -644,7 +655,12 @@ def check_shard_set(
     if not manifest["documents_conserved"]:
         problems.append("documents in != used + excluded + dropped")
     compared = 0
-    plain_mix = not manifest["settings"]["languages"] and all(s["weight"] == 1.0 for s in manifest["inputs"])
+    settings = manifest["settings"]
+    plain_mix = (
+        not settings["languages"]
+        and not settings.get("holdout_fraction")
+        and all(s["weight"] == 1.0 for s in manifest["inputs"])
+    )
     if plain_mix and reader.shards:
         tokenizer = load_tokenizer(tokenizer_dir)
         ids = fim.SpecialIds.from_mapping(manifest["special_ids"])
