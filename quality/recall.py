@@ -57,6 +57,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from contracts.storage import swap_into_place
 from quality.web import LABEL_CODE, LABEL_OTHER, WEB_PAGE_COLUMNS
 
 SEED_INITIAL = "initial"
@@ -693,7 +694,7 @@ def run_round(
             fs.makedirs(upload, exist_ok=True)
             fs.put(model.model_path, f"{upload}/model.bin")
             fs.put(model.vocab_path, f"{upload}/vocab.json")
-            _replace_dir(fs, upload, model_dir)
+            swap_into_place(fs, upload, model_dir)
     finally:
         shutil.rmtree(local, ignore_errors=True)
     staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
@@ -823,7 +824,7 @@ def run_round(
     ):
         with fs.open(f"{staging}/{name}", "w") as handle:
             json.dump(payload, handle, indent=2, sort_keys=True)
-    _replace_dir(fs, staging, target)
+    swap_into_place(fs, staging, target)
 
     kept = scored.filter(F.col("recalled")).select(
         *WEB_PAGE_COLUMNS, "score", "url_pattern", F.lit(round_number).alias("recall_round")
@@ -853,16 +854,6 @@ def run_round(
         artifacts=target,
         _persisted=persisted,
     )
-
-
-def _replace_dir(fs, staging: str, target: str) -> None:
-    if fs.exists(target):
-        trash = f"{target}.old-{uuid.uuid4().hex[:8]}"
-        fs.mv(target, trash, recursive=True)
-        fs.mv(staging, target, recursive=True)
-        fs.rm(trash, recursive=True)
-    else:
-        fs.mv(staging, target, recursive=True)
 
 
 def evaluate(held_out: DataFrame) -> dict[str, Any]:

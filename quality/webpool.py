@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from contracts.storage import atomic_write
 from quality.ingest import list_folder
 from quality.recall import RecallConfig
 from quality.recipe import PROJECT_ROOT, SourceConfig, config_from_dict
@@ -311,45 +312,39 @@ def write_warc(path: str | os.PathLike[str], pages: Iterable[PoolPage]) -> dict[
     from warcio.warcwriter import WARCWriter
 
     counts: dict[str, int] = {}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as handle:
-            writer = WARCWriter(handle, gzip=True)
-            for page in pages:
-                http_headers = StatusAndHeaders(
-                    "200 OK",
-                    [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page.html)))],
-                    protocol="HTTP/1.1",
-                )
-                record = writer.create_warc_record(
-                    page.url,
-                    "response",
-                    payload=BytesIO(page.html),
-                    length=len(page.html),
-                    http_headers=http_headers,
-                    warc_headers_dict={
-                        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, page.url)}>",
-                        "WARC-Date": page.date,
-                    },
-                )
-                writer.write_record(record)
-                counts[page.site] = counts.get(page.site, 0) + 1
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for page in pages:
+            http_headers = StatusAndHeaders(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page.html)))],
+                protocol="HTTP/1.1",
+            )
+            record = writer.create_warc_record(
+                page.url,
+                "response",
+                payload=BytesIO(page.html),
+                length=len(page.html),
+                http_headers=http_headers,
+                warc_headers_dict={
+                    "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, page.url)}>",
+                    "WARC-Date": page.date,
+                },
+            )
+            writer.write_record(record)
+            counts[page.site] = counts.get(page.site, 0) + 1
     return counts
 
 
 def write_jsonl(path: str | os.PathLike[str], pages: Iterable[PoolPage]) -> int:
     """The same pages as gzipped JSONL (`url`, `html`, `date`, `licence`), for tools without WARC."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp-{uuid.uuid4().hex[:8]}")
     written = 0
-    with gzip.GzipFile(tmp, "wb", mtime=0) as handle:
+    # No file name in the gzip header (a path would put the random temporary name there): the
+    # same pages give the same bytes.
+    with (
+        atomic_write(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle,
+    ):
         for page in pages:
             record = {
                 "url": page.url,
@@ -359,7 +354,6 @@ def write_jsonl(path: str | os.PathLike[str], pages: Iterable[PoolPage]) -> int:
             }
             handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
             written += 1
-    os.replace(tmp, target)
     return written
 
 

@@ -41,12 +41,12 @@ import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 
+from contracts.storage import MANIFEST, publish_folder, write_json_atomic
 from training import fim
 from training.config import MixConfig, TokenizerConfig
 from training.evaluation.fim import is_held_out
 from training.tokenizer import EOS, FIM_PAD, file_sha256, special_ids
 
-MANIFEST = "_manifest.json"
 INDEX = "index.json"
 READ_COLUMNS = ("doc_id", "content", "repo", "path", "stars", "lang", "size_bytes")
 
@@ -437,7 +437,7 @@ def build_shard_set(
             )
         with open(Path(build_dir) / MANIFEST, "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
-        _publish(build_dir, target_dir)
+        publish_folder(build_dir, target_dir)
         return manifest
     finally:
         if Path(build_dir).exists():
@@ -488,39 +488,6 @@ def _set_manifest(results, stages, settings, dtype, vocab_size, tokenizer_path, 
         "checksum": f"sha256:{checksum}",
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def _publish(build_dir: str, target_dir: str) -> None:
-    """Swap the finished folder into place; the manifest goes last so readers never see half a set."""
-    if "://" not in target_dir:
-        target = Path(target_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            trash = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
-            target.rename(trash)
-            Path(build_dir).rename(target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            Path(build_dir).rename(target)
-        return
-    fs, path = fsspec.core.url_to_fs(target_dir)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-    for name in sorted(os.listdir(build_dir)):
-        if name != MANIFEST:
-            fs.put_file(os.path.join(build_dir, name), f"{path}/{name}")
-    fs.put_file(os.path.join(build_dir, MANIFEST), f"{path}/{MANIFEST}")
-
-
-def write_json_atomic(path: str, payload: dict[str, Any]) -> None:
-    """JSON to a temporary name beside `path`, then renamed over it. (The same contract as
-    `quality.storage.write_json_atomic`, repeated here because `quality` imports pyspark.)"""
-    fs, target = fsspec.core.url_to_fs(path)
-    tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-    fs.makedirs(os.path.dirname(target), exist_ok=True)
-    with fs.open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-    fs.mv(tmp, target)
 
 
 def write_token_shards(

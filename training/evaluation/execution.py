@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.storage import atomic_write, write_json_atomic
 from training.evaluation.metrics import DEFAULT_KS, pass_at_k_summary
 from training.evaluation.problems import Problem
 from training.sandbox import Sandbox, SandboxConfig
@@ -110,23 +110,11 @@ def summarize(
     }
 
 
-def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
-    """Write JSON beside `path`, then rename over it (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    """One JSON object per line, written beside `path` and renamed over it."""
+    with atomic_write(path, "w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def write_results(
