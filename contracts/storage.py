@@ -187,9 +187,10 @@ def swap_into_place(fs: fsspec.AbstractFileSystem, new_dir: str, final_dir: str)
     """Move the finished folder `new_dir` to `final_dir` (both in `fs`), replacing what was there.
 
     The old folder is first renamed aside and deleted only after the new one is in place, so a
-    crash leaves either the old folder or the new one at `final_dir` (plus, at worst, a `.old-*`
-    leftover beside it), never a mix. Callers that publish a manifest remove it before the swap and
-    write it after, so the folder reads as incomplete in between.
+    crash leaves at `final_dir` the old folder, the new one or (between the two renames) nothing,
+    with the old one beside it as `.old-*`; never a mix of the two. On object stores `mv` copies
+    object by object, which is why callers that publish a manifest remove it before the swap and
+    write it after: the folder reads as incomplete in between.
     """
     if fs.exists(final_dir):
         trash = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
