@@ -180,7 +180,8 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
         )
         with mlflow.run(context, loaded, layout, **stage.params(run)) as active:
             manifest, report = run_stage(run, recipe_hash=loaded.hash)
-            context.log.info(summary_line(manifest))
+            for line in [summary_line(manifest), *report.lines]:
+                context.log.info(line)
             log_report(report)
             metadata = {name: metadata_value(value) for name, value in report.metadata.items()}
             return stage_result(manifest, run.paths, active, extra=metadata)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.stage import (
-    GROUP_WEB,
     Check,
     CheckRun,
     Command,
@@ -31,6 +30,7 @@ from orchestration.stage import (
     StageRun,
     Table,
 )
+from orchestration.web_stages import WEB_PAGES_STAGE, check_web_input, web_arguments
 from quality import decontaminate, filters, mix, pii, signals
 from quality.dedup import report as dedup_report
 from quality.dedup.config import DedupConfig, LSHParams
@@ -38,7 +38,6 @@ from quality.dedup.engine import EXACT_STAGE, NEAR_STAGE
 from quality.expectations import DOCUMENT_TYPES
 from quality.ingest import STAGE as RAW_CODE
 from quality.recipe import IngestConfig, SourceConfig
-from quality.webpool import WebConfig
 
 # --------------------------------------------------------------------------------------------------
 # raw_code
@@ -576,128 +575,6 @@ MIX_STAGE = Stage(
     report=_mix_report,
 )
 
-# --------------------------------------------------------------------------------------------------
-# web_pages (the recall rounds and code_web_pages are still hand-written assets in assets/web.py)
-
-
-def _web_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="Input name recorded in `web_input` (default: the input's base name).")
-    parser.add_argument(
-        "--url-base",
-        help="Folder of .html pages: the public URL of the folder (a page's URL is this + its path); "
-        "without it the page's canonical link is used, else a file:// URL.",
-    )
-    parser.add_argument(
-        "--installed-docs",
-        action="store_true",
-        help="Also read the documentation sites installed on this machine (quality.webpool.DOC_SITES).",
-    )
-    parser.add_argument(
-        "--max-pages-per-site", type=int, help="With --installed-docs: a hash sample per site."
-    )
-
-
-def _check_web_input(path: str) -> None:
-    from quality.web import detect_input
-
-    detect_input(path)
-
-
-def _web_inputs(run: StageRun) -> tuple[Any, ...]:
-    """The recipe's web inputs (Dagster), or the command's --input (+ the installed docs)."""
-    if run.recipe is not None:
-        return tuple(run.config.resolved_inputs())
-    from quality.web import detect_input
-    from quality.webpool import installed_doc_inputs
-
-    options = run.options
-    inputs = [detect_input(options["input"], options.get("name"), options.get("url_base"))]
-    if options.get("installed_docs"):
-        inputs += installed_doc_inputs(options.get("max_pages_per_site"))
-    return tuple(inputs)
-
-
-def _web_ingest(run: StageRun) -> Outcome:
-    from quality.web import ingest_web
-
-    inputs = _web_inputs(run)
-    result = ingest_web(run.spark, inputs, run.config.ingest)
-    return Outcome(
-        result.kept,
-        result.rejected,
-        rows_in=result.rows_in,
-        manifest={
-            "rows_in_by_input": result.rows_in_by_input,
-            "files_by_input": result.files_by_input,
-            "inputs": [{"name": i.name, "kind": i.kind, "path": i.path} for i in inputs],
-        },
-        release=result.release,
-        result=result,
-    )
-
-
-def query_rows(connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """A DuckDB query's rows as dicts (whole numbers as ints, except a `share` column)."""
-    cursor = connection.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [
-        {
-            n: (int(v) if isinstance(v, int | float) and n != "share" else v)
-            for n, v in zip(names, row, strict=True)
-        }
-        for row in cursor.fetchall()
-    ]
-
-
-def _web_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> Report:
-    parts = [f"{run.paths.data_dir}/*.parquet"]
-    with run.connect() as connection:
-        domains = query_rows(
-            connection,
-            "SELECT domain, count(*) AS pages, count(*) FILTER (WHERE label = 'code') AS code, "
-            "count(*) FILTER (WHERE label = 'other') AS other, count(*) FILTER (WHERE label IS NULL) AS unlabelled, "
-            "sum(code_blocks) AS code_blocks FROM read_parquet(?) GROUP BY domain ORDER BY pages DESC, domain",
-            parts,
-        )
-        languages = query_rows(
-            connection,
-            "SELECT page_lang, count(*) AS pages FROM read_parquet(?) GROUP BY page_lang "
-            "ORDER BY pages DESC, page_lang LIMIT 30",
-            parts,
-        )
-    ingest, by_input = run.config.ingest, outcome.result.rows_in_by_input
-    return Report(
-        metadata={
-            "rows_in_by_input": Json(by_input),
-            "domains": Table(domains),
-            "page_languages": Table(languages),
-            "label_rule": (
-                f"code: >= {ingest.label_min_code_blocks} fenced code blocks holding >= "
-                f"{ingest.label_min_code_share:.0%} of the main text; other: no code block; else unlabelled"
-            ),
-        },
-        artifacts={"web_pages/domains.json": {"domains": domains, "languages": languages}},
-        lines=[f"{name}: {rows} units" for name, rows in by_input.items()],
-    )
-
-
-WEB_PAGES_STAGE = Stage(
-    name="web_pages",
-    description=(
-        "The web pool as document rows: HTML pages from the documentation installed on this machine "
-        "(each under its public URL), from the recipe's folders, JSONL and WARC inputs, or from the "
-        "committed sample. Main text extracted with trafilatura (navigation dropped, code blocks kept as "
-        "fenced blocks); url, domain, page language, code-block counts and the measurement label kept. "
-        "Pages that cannot be used are rejected with a reason into data/rejected/web_pages."
-    ),
-    run=_web_ingest,
-    section="web",
-    config=WebConfig,
-    params=lambda run: {"web_inputs": ",".join(i.name for i in _web_inputs(run))},
-    report=_web_report,
-    group=GROUP_WEB,
-)
-
 CODE_STAGES = (
     RAW_CODE_STAGE,
     EXACT_DEDUP_STAGE,
@@ -727,9 +604,9 @@ COMMANDS: dict[str, Command] = {
             name="ingest-web",
             help="Read HTML pages (a folder of .html, JSONL with url+html, or WARC) into DIR/data/web_pages.",
             stages=(WEB_PAGES_STAGE,),
-            arguments=_web_arguments,
+            arguments=web_arguments,
             plain_input=False,
-            check_input=_check_web_input,
+            check_input=check_web_input,
         ),
         Command(
             name="dedup",

@@ -91,7 +91,7 @@ def locate_input(path: str) -> InputSpec:
     fs, root = fsspec.core.url_to_fs(path)
     name = PurePosixPath(path.rstrip("/")).name.split(".")[0] or "input"
     if not fs.exists(root):
-        raise InputError(f"{path}: no such file or folder")
+        raise InputError(f"input not found: {path}")
     if fs.isdir(root):
         if fs.exists(f"{root}/{MANIFEST}"):
             return InputSpec(path, "stage", (path,), name)

@@ -140,11 +140,11 @@ def test_bad_inputs_fail_with_one_line_before_spark_starts(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"content": "x = 1\n"}) + "\n")
     cases = {
-        ("filter", str(tmp_path / "missing.jsonl")): "no such file or folder",
+        ("filter", str(tmp_path / "missing.jsonl")): "input not found",
         ("filter", str(empty)): "is empty",
         ("decontaminate", str(corrupt)): "not a readable Parquet file",
         ("mix", str(notes)): "cannot tell the format",
-        ("ingest", str(tmp_path / "missing")): "no such file or folder",
+        ("ingest", str(tmp_path / "missing")): "input not found",
         ("ingest-web", str(tmp_path / "missing")): "missing",
         ("tokenize", str(good)): "tokenize reads document Parquet",
     }

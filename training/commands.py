@@ -46,7 +46,7 @@ def _check_input(path: str) -> None:
         return
     target = Path(path)
     if not target.exists():
-        raise ShardInputError(f"{path}: no such file or folder")
+        raise ShardInputError(f"input not found: {path}")
     if target.is_file() and not path.endswith((".parquet", ".pq")):
         raise ShardInputError(
             f"{path}: tokenize reads document Parquet (doc_id, content), such as DIR/data/code_mix; "
