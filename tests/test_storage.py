@@ -264,7 +264,7 @@ spark.stop()
 """
 
 
-@pytest.mark.slow  # two JVM start-ups: about a minute on 2 idle cores, minutes on busy ones
+@pytest.mark.slow  # two JVMs at once: 72 s on 2 shared cores at load 6-9, over 2 min at load 13+
 def test_spark_stage_rerun_in_fresh_jvms_has_the_same_checksum(tmp_path):
     from quality.schema import content_sha256, make_doc_id
 
