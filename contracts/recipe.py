@@ -45,6 +45,7 @@ C = TypeVar("C")
 
 __all__ = [
     "DEFAULT_RECIPE",
+    "AblationConfig",
     "PROJECT_ROOT",
     "SECTIONS",
     "IngestConfig",
@@ -132,6 +133,38 @@ class MLflowConfig:
     """Experiment name; None means `codecook-<recipe name>` (one experiment per recipe)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class AblationConfig:
+    """How `codecook ablate` compares variants of this recipe (every variant must agree on it)."""
+
+    seeds: tuple[int, ...] = (1, 2)
+    """Training seeds per variant; each variant trains once per seed, so the comparison sees how
+    much of a difference the seed alone makes. At least 2."""
+    eval_stage: str = "decontaminated_code"
+    """Stage of the first variant whose held-out documents form the evaluation set."""
+    holdout_fraction: float = 0.05
+    """Share of documents (by a hash of doc_id alone) held out of every variant's training shards
+    and eligible for the evaluation set."""
+    languages: tuple[str, ...] = ("python",)
+    """Languages of the evaluation documents (empty: all)."""
+    max_eval_docs: int = 200
+    """Evaluation documents at most (the lowest hash scores first, so the set is stable)."""
+    max_doc_chars: int = 6000
+    """Evaluation documents are cut to this many characters (scoring cost grows with length)."""
+    bootstrap_samples: int = 4000
+    """Resamples of the paired bootstrap behind every confidence interval."""
+    confidence: float = 0.95
+    """Coverage of the confidence intervals."""
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: want at least 2 distinct seeds, got {list(self.seeds)}")
+        if not 0.0 < self.holdout_fraction < 0.5:
+            raise ValueError(f"holdout_fraction must lie in (0, 0.5), got {self.holdout_fraction}")
+        if not 0.5 < self.confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0.5, 1), got {self.confidence}")
+
+
 # Section name -> "module:Class" of its typed config. Imported when a recipe is loaded, so this
 # module stays free of Spark; every section is validated then, present or not.
 SECTIONS: dict[str, str] = {
@@ -148,6 +181,7 @@ SECTIONS: dict[str, str] = {
     "tokenizer": "training.config:TokenizerConfig",
     "training": "training.config:TrainConfig",
     "eval": "training.evaluation.config:EvalConfig",
+    "ablation": "contracts.recipe:AblationConfig",
 }
 # Checks that need more than the types (a profile name in an override, a language target), run at
 # load time too: section -> "module:function(config)" raising ValueError/RecipeError.
