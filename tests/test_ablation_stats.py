@@ -186,3 +186,51 @@ def test_report_is_deterministic_for_a_seed():
     variants = {"A": {"m": a}, "B": {"m": b}}
     assert summarize(variants, seed=3, resamples=500) == summarize(variants, seed=3, resamples=500)
     assert summarize(variants, seed=3, resamples=500) != summarize(variants, seed=4, resamples=500)
+
+
+def test_byte_weights_give_the_pooled_bits_per_byte():
+    # Per-document bits per byte weighted by bytes is total bits / total bytes of the set.
+    rng = np.random.default_rng(8)
+    size = rng.integers(100, 5000, 40).astype(float)
+    runs = {
+        name: [
+            [
+                {"doc_id": f"d{i}", "bits_per_byte": bpb, "bytes": size[i]}
+                for i, bpb in enumerate(rng.uniform(1.0, 4.0, 40) - shift)
+            ]
+            for _ in range(2)
+        ]
+        for name, shift in (("A", 0.0), ("B", 0.3))
+    }
+    variants = {
+        name: {"bits_per_byte": metric_matrix(rows, "bits_per_byte", weight="bytes")}
+        for name, rows in runs.items()
+    }
+    report = summarize(variants, resamples=2000)
+    pooled = np.mean([sum(r["bits_per_byte"] * r["bytes"] for r in rows) / size.sum() for rows in runs["A"]])
+    assert report["variants"]["A"]["bits_per_byte"]["mean"] == pytest.approx(pooled)
+    assert report["metrics"]["bits_per_byte"]["weighted"]
+    low, high = report["variants"]["A"]["bits_per_byte"]["ci"]
+    assert low < pooled < high
+    with pytest.raises(ValueError, match="weighs the items differently"):
+        summarize({"A": variants["A"], "B": {"bits_per_byte": Measurements(*_unweighted(variants["B"]))}})
+
+
+def _unweighted(metrics: dict) -> tuple:
+    measured = metrics["bits_per_byte"]
+    return measured.items, measured.values
+
+
+def test_weighted_interval_coverage_is_near_95_percent():
+    rng = np.random.default_rng(11)
+    covered = 0
+    for experiment in range(200):
+        a, b = simulate(rng, shift=0.1, n_items=120, seed_sd=0.05)
+        weights = rng.lognormal(0.0, 1.0, 120)  # document sizes are skewed
+        variants = {
+            "A": {"m": Measurements(a.items, a.values, weights=weights)},
+            "B": {"m": Measurements(b.items, b.values, weights=weights)},
+        }
+        low, high = summarize(variants, resamples=1000, seed=experiment)["differences"]["B"]["m"]["ci"]
+        covered += low <= 0.1 <= high
+    assert 0.92 <= covered / 200 <= 0.99, covered

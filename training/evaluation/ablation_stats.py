@@ -17,6 +17,11 @@ difference "variant minus baseline" is computed on paired data: an item that eve
 hard (a big shared per-item effect) cancels in the difference instead of widening its interval.
 A difference is `significant` when its interval excludes 0.
 
+Items may carry weights (`Measurements.weights`, e.g. each document's bytes): the estimate is then
+the weighted mean per seed, so byte-weighted per-document bits per byte is the pooled
+bits / bytes of the set, where the plain mean lets a 100-byte file count as much as a 50 kB one.
+A resampled item brings its weight along (a ratio estimator, bootstrapped as such).
+
 Resamples are drawn as counts (how often each seed and each item was drawn), so the resampled
 mean is `seed_counts @ values @ item_counts / (n_seeds * n_items)`: no loop over resamples or
 items, and memory of one [resamples, n_items] block at a time.
@@ -64,6 +69,10 @@ class Measurements:
     values: np.ndarray
     seeds: tuple[Any, ...] | None = field(default=None)
     """Labels of the rows (e.g. training seeds), checked equal across variants when given."""
+    weights: np.ndarray | None = field(default=None)
+    """Optional weight per item (e.g. a document's bytes): the estimate becomes the weighted mean
+    sum(w * x) / sum(w) per seed, so per-document bits per byte weighted by bytes is the pooled
+    bits / bytes of the whole set. Must be the same for every variant (bytes are)."""
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64)
@@ -82,6 +91,13 @@ class Measurements:
             raise ValueError("values hold NaN or infinity")
         if self.seeds is not None and len(self.seeds) != values.shape[0]:
             raise ValueError(f"{len(self.seeds)} seed labels for {values.shape[0]} rows")
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float64).reshape(-1)
+            if len(weights) != len(items):
+                raise ValueError(f"{len(weights)} weights for {len(items)} items")
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+                raise ValueError("weights must be finite, >= 0 and not all 0")
+            object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "items", items)
         if self.seeds is not None:
@@ -94,13 +110,16 @@ def metric_matrix(
     *,
     item: str = "doc_id",
     seeds: Sequence[Any] | None = None,
+    weight: str | None = None,
 ) -> Measurements:
     """Measurements from per-seed result rows (one list of row dicts per training seed, e.g. the
-    rows `heldout.document_bits` returns): column `value`, items keyed by column `item`. Every seed
-    must cover the same items, each once."""
+    rows `heldout.document_bits` returns): column `value`, items keyed by column `item`, optional
+    item weights from column `weight` (e.g. `bytes`; equal in every seed). Every seed must cover
+    the same items, each once."""
     if not runs:
         raise ValueError("no runs")
     tables = []
+    weights: dict[str, float] = {}
     for index, rows in enumerate(runs):
         table: dict[str, float] = {}
         for row in rows:
@@ -108,6 +127,9 @@ def metric_matrix(
             if key in table:
                 raise ValueError(f"seed {index}: item {key!r} appears twice")
             table[key] = float(row[value])
+            if weight is not None:
+                if weights.setdefault(key, float(row[weight])) != float(row[weight]):
+                    raise ValueError(f"item {key!r} has different {weight!r} in different seeds")
         tables.append(table)
     items = tuple(sorted(tables[0]))
     for index, table in enumerate(tables[1:], 1):
@@ -116,7 +138,12 @@ def metric_matrix(
             extra = sorted(table.keys() - set(items))[:5]
             raise ValueError(f"seed {index} covers other items than seed 0: missing {missing}, extra {extra}")
     values = np.array([[table[i] for i in items] for table in tables])
-    return Measurements(items, values, tuple(seeds) if seeds is not None else None)
+    return Measurements(
+        items,
+        values,
+        tuple(seeds) if seeds is not None else None,
+        np.array([weights[i] for i in items]) if weight is not None else None,
+    )
 
 
 def direction_of(metric: str, better: Mapping[str, Direction] | None = None) -> Direction:
@@ -140,15 +167,23 @@ def resample_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndar
 
 
 def bootstrap_means(
-    matrices: Sequence[np.ndarray], *, resamples: int, rng: np.random.Generator, block_cells: int = 4_000_000
+    matrices: Sequence[np.ndarray],
+    *,
+    resamples: int,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+    block_cells: int = 4_000_000,
 ) -> np.ndarray:
     """[len(matrices), resamples] two-level bootstrap means of each [n_seeds, n_items] matrix,
-    every matrix resampled with the same seed and item draws (so differences stay paired)."""
+    every matrix resampled with the same seed and item draws (so differences stay paired); with
+    item `weights`, weighted means (a drawn item brings its weight along)."""
     n_seeds, n_items = matrices[0].shape
     if any(m.shape != (n_seeds, n_items) for m in matrices):
         raise ValueError("matrices differ in shape")
     seed_counts = resample_counts(rng, n_seeds, resamples)
     item_counts = resample_counts(rng, n_items, resamples)
+    if weights is not None:
+        item_counts *= weights  # [resamples, n_items]: count x weight of every item
     out = np.empty((len(matrices), resamples))
     block = max(1, block_cells // max(1, n_items))
     for start in range(0, resamples, block):
@@ -161,7 +196,8 @@ def bootstrap_means(
             for row in range(n_seeds):
                 weighted += seeds[:, row, None] * matrix[row]
             out[index, start:stop] = (weighted * items).sum(axis=1)
-    return out / (n_seeds * n_items)
+    # Each resample holds n_seeds seed draws and sum(item_counts) of item mass.
+    return out / (n_seeds * item_counts.sum(axis=1))
 
 
 def _interval(samples: np.ndarray, confidence: float) -> list[float]:
@@ -213,10 +249,17 @@ def crossed_variance(matrix: np.ndarray) -> tuple[float, float]:
 
 
 def calibrated_interval(
-    estimate: float, samples: np.ndarray, matrix: np.ndarray, confidence: float
+    estimate: float,
+    samples: np.ndarray,
+    matrix: np.ndarray,
+    confidence: float,
+    weights: np.ndarray | None = None,
 ) -> tuple[list[float], float]:
     """The bootstrap distribution's shape around `estimate`, its spread rescaled to the crossed
-    design's unbiased variance and widened from the normal to the t quantile; and the df."""
+    design's unbiased variance and widened from the normal to the t quantile; and the df. A
+    weighted mean (a ratio) is linearized first: w * (x - estimate) / mean(w)."""
+    if weights is not None:
+        matrix = weights * (matrix - estimate) / weights.mean()
     variance, df = crossed_variance(matrix)
     spread = float(samples.var())
     deviations = samples - samples.mean()
@@ -264,8 +307,9 @@ def verdict(
 
 def _aligned(
     variants: Mapping[str, Mapping[str, Measurements]], metric: str
-) -> tuple[tuple[str, ...], list[np.ndarray], tuple[Any, ...] | None]:
-    """Every variant's matrix of `metric`, columns in the baseline's item order."""
+) -> tuple[tuple[str, ...], list[np.ndarray], tuple[Any, ...] | None, np.ndarray | None]:
+    """Every variant's matrix of `metric`, columns in the baseline's item order, and the item
+    weights (the same for every variant, or None)."""
     names = list(variants)
     base = variants[names[0]].get(metric)
     if base is None:
@@ -296,7 +340,11 @@ def _aligned(
         column = {item: index for index, item in enumerate(measured.items)}
         order = np.array([column[item] for item in items])
         matrices.append(measured.values[:, order])
-    return items, matrices, base.seeds
+        if (measured.weights is None) != (base.weights is None) or (
+            base.weights is not None and not np.allclose(measured.weights[order], base.weights)
+        ):
+            raise ValueError(f"{metric}: variant {name!r} weighs the items differently from {names[0]!r}")
+    return items, matrices, base.seeds, base.weights
 
 
 def summarize(
@@ -317,7 +365,7 @@ def summarize(
     is JSON-serialisable:
 
         baseline, confidence, resamples, seed, interval, method
-        metrics:     {metric: {better, items, seeds, seed_labels, measurable}}
+        metrics:     {metric: {better, items, seeds, seed_labels, weighted, measurable}}
         variants:    {variant: {metric: {mean, ci, ci_percentile, ci_calibrated, df, seed_means,
                                          seed_std, items, seeds}}}
         differences: {variant: {metric: {difference, ci, ci_percentile, ci_calibrated, df,
@@ -366,7 +414,7 @@ def summarize(
         "verdicts": [],
     }
     for metric in metric_names:
-        items, matrices, seed_labels = _aligned(data, metric)
+        items, matrices, seed_labels, weights = _aligned(data, metric)
         direction = direction_of(metric, better)
         n_seeds, n_items = matrices[0].shape
         measurable = any(np.any(m != 0.0) for m in matrices)
@@ -375,16 +423,21 @@ def summarize(
             "items": n_items,
             "seeds": n_seeds,
             "seed_labels": list(seed_labels) if seed_labels is not None else None,
+            "weighted": weights is not None,
             "measurable": bool(measurable),
         }
         # Every metric draws from the same generator in turn: fixed `seed`, fixed report.
-        means = bootstrap_means(matrices, resamples=resamples, rng=rng) if measurable else None
+        means = (
+            bootstrap_means(matrices, resamples=resamples, rng=rng, weights=weights) if measurable else None
+        )
+        share = np.full(n_items, 1.0 / n_items) if weights is None else weights / weights.sum()
         for index, name in enumerate(names):
             matrix = matrices[index]
-            seed_means = matrix.mean(axis=1)
+            seed_means = matrix @ share
+            estimate = float(seed_means.mean())
             report["variants"][name][metric] = {
-                "mean": float(matrix.mean()),
-                **_intervals(float(matrix.mean()), means, index, None, matrix, confidence, interval),
+                "mean": estimate,
+                **_intervals(estimate, means, index, None, matrix, confidence, interval, weights),
                 "seed_means": [float(v) for v in seed_means],
                 "seed_std": float(seed_means.std(ddof=1)) if n_seeds > 1 else None,
                 "items": n_items,
@@ -393,15 +446,17 @@ def summarize(
             if index == 0:
                 continue
             difference_matrix = matrix - matrices[0]
-            seed_differences = difference_matrix.mean(axis=1)
-            difference = float(difference_matrix.mean())
+            seed_differences = difference_matrix @ share
+            difference = float(seed_differences.mean())
             entry: dict[str, Any] = {
                 "difference": difference,
                 "better": direction,
                 "seed_differences": [float(v) for v in seed_differences],
                 "seed_std": float(seed_differences.std(ddof=1)) if n_seeds > 1 else None,
             }
-            entry.update(_intervals(difference, means, index, 0, difference_matrix, confidence, interval))
+            entry.update(
+                _intervals(difference, means, index, 0, difference_matrix, confidence, interval, weights)
+            )
             if means is None:
                 entry.update(significant=False, winner=None, verdict=ALL_ZERO)
             else:
@@ -428,13 +483,14 @@ def _intervals(
     matrix: np.ndarray,
     confidence: float,
     chosen: str,
+    weights: np.ndarray | None,
 ) -> dict[str, Any]:
     """ci (the chosen one), ci_percentile, ci_calibrated and df of one mean or one difference."""
     if means is None:
         return {"ci": None, "ci_percentile": None, "ci_calibrated": None, "df": None}
     samples = means[index] - means[baseline] if baseline is not None else means[index]
     percentile = _interval(samples, confidence)
-    calibrated, df = calibrated_interval(estimate, samples, matrix, confidence)
+    calibrated, df = calibrated_interval(estimate, samples, matrix, confidence, weights)
     return {
         "ci": calibrated if chosen == "calibrated" else percentile,
         "ci_percentile": percentile,
