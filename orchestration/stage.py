@@ -123,7 +123,7 @@ class StageRun:
     def parallelism(self) -> int:
         try:
             return int(self.spark.sparkContext.defaultParallelism)
-        except Exception:  # noqa: BLE001  (Spark Connect has no SparkContext)
+        except AttributeError:  # Spark Connect has no SparkContext (PySparkAttributeError)
             return 8
 
 

@@ -124,6 +124,18 @@ def test_json_without_objects_is_one_line_and_exit_code_2(spark, tmp_path, capsy
     assert err == [f"codecook redact: {junk}: no line is a JSON object with a 'content' field"]
 
 
+def test_rows_without_text_content_are_reject_rows(spark, tmp_path, capsys):
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text(
+        json.dumps({"id": 1, "content": 42}) + "\n" + json.dumps({"id": 2, "content": 7}) + "\n"
+    )
+    out = tmp_path / "out"
+    assert main(["redact", "--input", str(numbers), "--output", str(out)]) == 0
+    manifest = _manifest(out, "redacted_code")
+    assert (manifest["rows_in"], manifest["rows_out"]) == (2, 0)
+    assert manifest["rejected_by_reason"] == {"content_not_text": 2}
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CODECOOK, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
 

@@ -160,6 +160,44 @@ def test_jsonl_and_parquet_sources_quarantine_bad_rows(spark, tmp_path):
     }
 
 
+def test_table_sources_keep_their_own_columns_and_ids(spark, tmp_path):
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text(
+        json.dumps({"id": "a1", "path": "x.py", "content": "x = 1\n", "reason": "mine", "tags": ["t"]})
+        + "\n"
+        + json.dumps({"id": "a2", "content": "SELECT 1;\n", "lang": "SQL"})
+        + "\n"
+        + json.dumps({"content": "y = 2\n", "path": "y.py", "tags": []})
+        + "\n"
+    )
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    import pyarrow as pa
+
+    pq.write_table(
+        pa.table({"text": ["fn main() {}\n"], "path": ["m.rs"], "score": [0.5]}), folder / "a.parquet"
+    )
+    sources = (
+        SourceConfig(name="j", kind="jsonl", path=str(jsonl)),
+        SourceConfig(name="p", kind="parquet", path=str(folder)),
+    )
+    result = ingest_sources(spark, sources, IngestConfig())
+    try:
+        # The input's own columns ride along (an own `reason` too); the `text` column became content.
+        assert {"id", "reason", "tags", "score"} <= set(result.kept.columns)
+        assert "text" not in result.kept.columns
+        rows = {r["doc_id"]: r for r in result.kept.collect()}
+        assert result.rejected.count() == 0
+    finally:
+        result.release()
+    first = rows[make_doc_id("j", "id:a1")]
+    assert (first["id"], first["reason"], first["tags"], first["lang"]) == ("a1", "mine", ["t"], "python")
+    assert rows[make_doc_id("j", "id:a2")]["lang"] == "sql"
+    assert rows[make_doc_id("j", "path:y.py")]["id"] is None
+    rust = rows[make_doc_id("p", "path:m.rs")]
+    assert (rust["score"], rust["content"], rust["reason"]) == (0.5, "fn main() {}\n", None)
+
+
 def test_bad_sources_fail_clearly(spark, tmp_path):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(SourceError, match="no file"):
