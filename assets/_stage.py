@@ -11,10 +11,12 @@ MLflow metrics in one place. `stage_asset_checks(stage)` makes its blocking chec
 import base64
 import io
 import json
+import os
 from typing import Any
 
 import dagster as dg
 
+from contracts.reuse import StageStore, files_fingerprint, stage_key
 from orchestration.checks import declared_checks, stage_checks
 from orchestration.resources import (
     DuckDBResource,
@@ -43,6 +45,31 @@ from quality.storage import StagePaths, read_manifest, read_stage
 __all__ = ["GROUP_DATA", "GROUP_EVAL", "GROUP_MODEL", "GROUP_WEB", "OWNER"]
 
 OWNER = "team:codecook"
+STAGE_STORE_ENV = "CODECOOK_STAGE_STORE"
+# Sections a stage reads besides its own (they are part of its key).
+EXTRA_SECTIONS = {"code_web_pages": ("quality_filter",)}
+
+
+def stage_store() -> StageStore | None:
+    """The store shared by the variants of an ablation (`$CODECOOK_STAGE_STORE`); None: no reuse."""
+    root = os.environ.get(STAGE_STORE_ENV)
+    return StageStore(root) if root else None
+
+
+def reuse_key(name: str, section: str | None, upstream: tuple[str, ...], recipe, layout) -> tuple[str, dict]:
+    """The stage's key (see `contracts.reuse`) and what went into it.
+
+    Settings: the stage's recipe section(s), deployment fields left out. Inputs: the upstream
+    outputs' content checksums; for `raw_code`, which reads the sources themselves, the sources'
+    settings and a fingerprint of their files.
+    """
+    sections = ([section] if section else []) + list(EXTRA_SECTIONS.get(name, ()))
+    settings: dict[str, Any] = {s: recipe.settings(s) for s in sections}
+    inputs = {up: read_manifest(layout.stage(up))["checksum"] for up in upstream}
+    if not upstream:
+        settings["sources"] = recipe.settings("sources")
+        inputs["files"] = files_fingerprint([source.path for source in recipe.sources])
+    return stage_key(name, settings, inputs), {"settings": settings, "inputs": inputs}
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
@@ -178,8 +205,30 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
             recipe=loaded,
             log=context.log.info,
         )
+        store = stage_store()
+        # Only stages that read their inputs from the storage root (or the sources) can be keyed.
+        keyed = store is not None and (stage.upstream or stage.name == "raw_code")
+        key, made_of = (
+            reuse_key(stage.name, stage.section, stage.upstream, loaded, layout) if keyed else ("", {})
+        )
         with mlflow.run(context, loaded, layout, **stage.params(run)) as active:
+            found = store.lookup(stage.name, key) if keyed else None
+            if found is not None:
+                store.restore(stage.name, key, run.paths)
+                manifest = read_manifest(run.paths)
+                context.log.info(
+                    f"{stage.name}: reused stored output {key} (computed by {found['computed_by']})"
+                )
+                return stage_result(
+                    manifest,
+                    run.paths,
+                    active,
+                    extra={"stage_key": key, "reused": True, "reused_from": found["computed_by"]},
+                )
             manifest, report = run_stage(run, recipe_hash=loaded.hash)
+            if keyed:
+                store.publish(stage.name, key, run.paths, {"computed_by": layout.root, **made_of})
+                report.metadata.update({"stage_key": key, "reused": False})
             for line in [summary_line(manifest), *report.lines]:
                 context.log.info(line)
             log_report(report)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets._stage import GROUP_MODEL, OWNER, as_json, markdown_table
+from assets._stage import GROUP_MODEL, OWNER, as_json, markdown_table, reuse_key, stage_store
 from orchestration.resources import MLflowResource, RecipeResource, StorageResource
 from quality.recipe import Recipe
 from quality.storage import StorageLayout, write_json_atomic
@@ -55,6 +55,44 @@ def stage_dirs(layout: StorageLayout, config: TokenizerConfig) -> dict[str, str]
     return {name: layout.stage(name).data_dir for name in names}
 
 
+def present_inputs(layout: StorageLayout, config: TokenizerConfig) -> tuple[str, ...]:
+    """The input stages that have an output (optional ones may not), in a stable order."""
+    names = sorted(set(config.inputs) | set(config.anneal.inputs if config.anneal else ()))
+    return tuple(name for name in names if Path(layout.stage(name).manifest_path).exists())
+
+
+def reuse_stored(context, name: str, loaded: Recipe, layout: StorageLayout, upstream: tuple[str, ...]):
+    """With a stage store (an ablation), the stored output of this stage's key put in place and its
+    MaterializeResult; None when there is no store or no such output (then compute it)."""
+    store = stage_store()
+    if store is None:
+        return None
+    key, _ = reuse_key(name, "tokenizer", upstream, loaded, layout)
+    found = store.lookup(name, key)
+    if found is None:
+        return None
+    paths = layout.stage(name)
+    store.restore(name, key, paths)
+    manifest = json.loads(Path(paths.manifest_path).read_text(encoding="utf-8"))
+    context.log.info(f"{name}: reused stored output {key} (computed by {found['computed_by']})")
+    return dg.MaterializeResult(
+        metadata={
+            "stage_key": key,
+            "reused": True,
+            "reused_from": found["computed_by"],
+            "path": dg.MetadataValue.path(paths.data_dir),
+        },
+        data_version=dg.DataVersion(manifest["checksum"]),
+    )
+
+
+def publish_stored(name: str, loaded: Recipe, layout: StorageLayout, upstream: tuple[str, ...]) -> None:
+    store = stage_store()
+    if store is not None:
+        key, made_of = reuse_key(name, "tokenizer", upstream, loaded, layout)
+        store.publish(name, key, layout.stage(name), {"computed_by": layout.root, **made_of})
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -84,6 +122,9 @@ def tokenizer(
     loaded, layout = recipe.load(), storage.layout()
     config = tokenizer_config(loaded)
     target = layout.stage(TOKENIZER).data_dir
+    reused = reuse_stored(context, TOKENIZER, loaded, layout, present_inputs(layout, config))
+    if reused is not None:
+        return reused
     with mlflow.run(
         context, loaded, layout, vocab_size=config.vocab_size, from_pretrained=config.from_pretrained
     ) as run:
@@ -95,7 +136,7 @@ def tokenizer(
             bpe = pretrained_tokenizer(config.from_pretrained)
         else:
             bpe = train_bpe(
-                iter_texts(stages, config.train_sample_bytes),
+                iter_texts(stages, config.train_sample_bytes, holdout_fraction=config.holdout_fraction),
                 vocab_size=config.vocab_size,
                 min_frequency=config.min_frequency,
             )
@@ -128,6 +169,7 @@ def tokenizer(
 
         mlflow_module.log_metrics({"vocab_size": facts["vocab_size"], "bytes_per_token": bytes_per_token})
         mlflow_module.log_artifacts(str(final), artifact_path="tokenizer")
+    publish_stored(TOKENIZER, loaded, layout, present_inputs(layout, config))
     return dg.MaterializeResult(
         metadata={
             "vocab_size": dg.MetadataValue.int(facts["vocab_size"]),
@@ -197,6 +239,10 @@ def token_shards(
     loaded, layout = recipe.load(), storage.layout()
     config = tokenizer_config(loaded)
     target = layout.stage(SHARDS).data_dir
+    upstream = (TOKENIZER, *present_inputs(layout, config))
+    reused = reuse_stored(context, SHARDS, loaded, layout, upstream)
+    if reused is not None:
+        return reused
     with mlflow.run(
         context, loaded, layout, seq_len=config.seq_len, fim_rate=config.fim_rate, seed=config.seed
     ) as run:
@@ -222,6 +268,7 @@ def token_shards(
                 "FIM": f"{mix['fim_share']:.3f}", "SPM of FIM": f"{mix['spm_share']:.3f}",
             })  # fmt: skip
         mlflow_module.log_dict(summary, "manifests/token_shards.json")
+    publish_stored(SHARDS, loaded, layout, upstream)
     return dg.MaterializeResult(
         metadata={
             "tokens": dg.MetadataValue.int(summary["tokens"]),
@@ -301,6 +348,12 @@ def run_config_for(
                 "dagster.asset_key": CHECKPOINT,
                 "codecook.recipe": loaded.name,
                 "codecook.recipe_hash": loaded.hash,
+                # `codecook ablate` nests each training run under its variant's run.
+                **(
+                    {"mlflow.parentRunId": os.environ["CODECOOK_MLFLOW_PARENT_RUN"]}
+                    if os.environ.get("CODECOOK_MLFLOW_PARENT_RUN")
+                    else {}
+                ),
             },
         ),
     )

@@ -416,7 +416,7 @@ def load_recipe(
         hint = difflib.get_close_matches(key, [*SECTIONS, *META_KEYS], n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         problems.append(
-            f"{where}: {key}: unknown section{suggestion} sections: {', '.join(sorted(SECTIONS))}; "
+            f"{where}: {key}: unknown section{suggestion}; sections: {', '.join(sorted(SECTIONS))}; "
             f"other keys: {', '.join(sorted(META_KEYS))}"
         )
     if not isinstance(name, str):

@@ -22,6 +22,7 @@ every write makes new files and renames folders (`contracts.storage`).
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -40,9 +41,34 @@ REUSE_SCHEME = "stage-key-v1"
 """Bumped when the meaning of a stage's output changes in code, so old entries stop matching."""
 
 
+ENGINE_PACKAGES = ("contracts", "quality", "training")
+"""The code a stage's rows depend on (engines, profiles, shipped data); the orchestration layer
+only wires them and is left out."""
+
+
+@functools.cache
+def engine_fingerprint() -> str:
+    """A hash of the engine packages' source and data files: edited engine code or a changed
+    profile makes every key new, so the store never hands out rows an older engine computed."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ENGINE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".yaml", ".yml", ".json", ".jsonl") and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(root)}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def stage_key(stage: str, settings: Any, inputs: dict[str, str]) -> str:
-    """The hash that names a stage's output: stage, settings (plain data), input checksums."""
-    payload = {"scheme": REUSE_SCHEME, "stage": stage, "settings": settings, "inputs": inputs}
+    """The hash that names a stage's output: stage, settings (plain data), input checksums, engine code."""
+    payload = {
+        "scheme": REUSE_SCHEME,
+        "engine": engine_fingerprint(),
+        "stage": stage,
+        "settings": settings,
+        "inputs": inputs,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

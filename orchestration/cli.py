@@ -50,6 +50,11 @@ OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "training.evaluation.cli:run_compare",
         "training.evaluation.cli:compare_arguments",
     ),
+    "ablate": (
+        "Run recipe variants end to end as proxy models and compare them with confidence intervals.",
+        "orchestration.ablation:ablate_command",
+        "orchestration.ablation:ablate_arguments",
+    ),
 }
 
 

@@ -38,6 +38,7 @@ from quality.dedup.engine import EXACT_STAGE, NEAR_STAGE
 from quality.expectations import DOCUMENT_TYPES
 from quality.ingest import STAGE as RAW_CODE
 from quality.recipe import IngestConfig, SourceConfig
+from quality.storage import read_manifest
 
 # --------------------------------------------------------------------------------------------------
 # raw_code
@@ -268,8 +269,12 @@ def _dedup_checks(stage: str) -> tuple[Check, ...]:
     return (
         Check(
             name="unique_sha256",
-            description="No two kept rows share a SHA-256 of their content (and none lacks one).",
-            run=lambda check: dedup_report.shared_sha256(check.connection, check.paths),
+            description=(
+                "No two kept rows share a SHA-256 of their content (and none lacks one). At "
+                "`dedup.level: repo` identical files of different repositories are kept by design: "
+                "they are counted, and only rows without a SHA-256 fail."
+            ),
+            run=_unique_sha256,
         ),
         Check(
             name="kept_twin_present",
@@ -277,6 +282,14 @@ def _dedup_checks(stage: str) -> tuple[Check, ...]:
             run=lambda check: dedup_report.kept_twins_present(check.connection, check.paths, reason),
         ),
     )
+
+
+def _unique_sha256(check) -> tuple[bool, dict[str, Any]]:
+    passed, facts = dedup_report.shared_sha256(check.connection, check.paths)
+    level = read_manifest(check.paths).get("dedup", {}).get("level", "file")
+    if level == "repo":
+        return facts["rows_without_sha256"] == 0, {**facts, "level": level}
+    return passed, facts
 
 
 EXACT_DEDUP_STAGE = Stage(

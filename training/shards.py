@@ -133,15 +133,23 @@ def _read_rows(file: str, start: int, stop: int) -> dict[str, list]:
     return columns
 
 
-def iter_texts(stages: list[InputStage], max_bytes: int, batch_rows: int = 1024):
-    """Document contents in input order until `max_bytes` UTF-8 bytes: the BPE training sample."""
+def iter_texts(
+    stages: list[InputStage], max_bytes: int, batch_rows: int = 1024, holdout_fraction: float = 0.0
+):
+    """Document contents in input order until `max_bytes` UTF-8 bytes: the BPE training sample.
+
+    Documents held out of the shards (`is_held_out(doc_id, holdout_fraction)`) are left out of the
+    sample too, so not even the tokenizer's merges have seen the evaluation set."""
     taken = 0
+    columns = ["doc_id", "content"] if holdout_fraction > 0 else ["content"]
     for stage in stages:
         for file in stage_files(stage.data_dir, stage.require_manifest):
             with _open(file) as handle:
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=["content"]):
-                    for text in batch.column(0).to_pylist():
-                        if text is None:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=columns):
+                    texts = batch.column("content").to_pylist()
+                    ids = batch.column("doc_id").to_pylist() if holdout_fraction > 0 else [None] * len(texts)
+                    for doc_id, text in zip(ids, texts, strict=True):
+                        if text is None or (doc_id is not None and is_held_out(doc_id, holdout_fraction)):
                             continue
                         yield text
                         taken += len(text.encode("utf-8", "surrogatepass"))
