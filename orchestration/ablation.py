@@ -72,6 +72,8 @@ class Plan:
     variants: tuple[Variant, ...]
     config: AblationConfig
     experiment: str
+    reuse: bool = True
+    """Share unchanged stages through the stage store (off only to measure what reuse saves)."""
 
     @property
     def tracking_uri(self) -> str:
@@ -84,7 +86,7 @@ class Plan:
         return self.out / "recipes" / f"{variant.run_name(seed)}.yaml"
 
 
-def plan_ablation(recipe_paths: list[str], out: str) -> Plan:
+def plan_ablation(recipe_paths: list[str], out: str, *, reuse: bool = True) -> Plan:
     """Load and check every variant before any work: bad recipes, duplicates, disagreeing protocols."""
     if len(recipe_paths) < 2:
         raise AblationError("an ablation compares at least two recipes (--recipe A.yaml --recipe B.yaml)")
@@ -133,6 +135,7 @@ def plan_ablation(recipe_paths: list[str], out: str) -> Plan:
         variants=tuple(variants),
         config=variants[0].recipe.section("ablation"),
         experiment=f"codecook-ablation-{out_path.name}",
+        reuse=reuse,
     )
 
 
@@ -206,10 +209,11 @@ def run_phase(plan: Plan, variant: Variant, seed: int, phase: str, log: Path, pa
     root = plan.root(variant, seed)
     root.mkdir(parents=True, exist_ok=True)
     env = {
-        **os.environ,
-        "CODECOOK_STAGE_STORE": str(plan.out / "stages"),
+        **{k: v for k, v in os.environ.items() if k != "CODECOOK_STAGE_STORE"},
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
     }
+    if plan.reuse:
+        env["CODECOOK_STAGE_STORE"] = str(plan.out / "stages")
     if parent_run:
         env["CODECOOK_MLFLOW_PARENT_RUN"] = parent_run
     command = [
@@ -544,6 +548,7 @@ def ablate(plan: Plan, log=print) -> dict[str, Any]:
             }
             for v in plan.variants
         ],
+        "stage_reuse": plan.reuse,
         "wall_seconds": round(time.monotonic() - started, 1),
         "timings": timings,
     }

@@ -75,6 +75,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Materialize every asset (and its checks) on the recipe in one process, then summarize."""
     if args.recipe:
         os.environ["CODECOOK_RECIPE"] = str(Path(args.recipe).resolve())
+    from contracts.recipe import RecipeError, load_recipe
+
+    try:
+        load_recipe()  # every section validated before Dagster starts anything
+    except RecipeError as error:
+        print(f"codecook demo: {error}", file=sys.stderr)
+        return 2
     home = _home(args)
     from orchestration.resources import ensure_dagster_home
     from quality.storage import StorageLayout

@@ -31,6 +31,10 @@ class RecipeResource(dg.ConfigurableResource):
     def load(self) -> Recipe:
         return load_recipe(self.path)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Validated once when a run starts, so a typo fails the run before any stage computes.
+        self.load()
+
 
 class StorageResource(dg.ConfigurableResource):
     """The storage root holding data, rejected rows, the Dagster instance and MLflow."""

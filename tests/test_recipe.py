@@ -53,7 +53,10 @@ def test_a_misspelled_section_is_an_error_naming_the_file_and_the_closest_sectio
             "dedup: num_bands x rows_per_band = 100 x 8 = 800 exceeds",
         ),
         ("code_mix: {targets: {java: {downsampel: 0.3}}}", "code_mix.targets.java.downsampel: unknown key"),
-        ("quality_filter: {overrides: {pythn: {}}}", "quality_filter.overrides names unknown profile(s) ['pythn']"),
+        (
+            "quality_filter: {overrides: {pythn: {}}}",
+            "quality_filter.overrides names unknown profile(s) ['pythn']",
+        ),
         ("training: {k8s: {gpus: two}}", "training.k8s.gpus: Input should be a valid integer"),
         (
             "web: {recall: {fasttext: {epok: 3}}}",
@@ -165,3 +168,26 @@ def test_a_recipe_that_is_not_a_mapping_or_not_yaml_is_a_clear_error(tmp_path):
         load_recipe(write(tmp_path / "broken.yaml", "training: {steps: [\n"))
     with pytest.raises(RecipeError, match="training: expected a mapping of keys"):
         load_recipe(write(tmp_path / "scalar.yaml", "training: 5\n"))
+
+
+def test_a_recipe_typo_fails_the_dagster_run_before_any_step_and_the_demo_command_with_exit_2(
+    tmp_path, home, monkeypatch, capsys
+):
+    import dagster as dg
+
+    typo = write(tmp_path / "typo.yaml", f"extends: {RECIPES / 'demo.yaml'}\ntraining.launcher: K8s\n")
+    monkeypatch.setenv("CODECOOK_RECIPE", str(typo))
+    from orchestration.definitions import defs
+
+    result = defs.resolve_job_def("demo").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_START"]
+    failure = next(e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE")
+    assert "training.launcher: 'K8s' is not allowed" in str(failure.event_specific_data.error)
+
+    from orchestration.cli import main
+
+    assert main(["demo", "--recipe", str(typo)]) == 2
+    assert "typo.yaml (extends demo.yaml): training.launcher: 'K8s' is not allowed" in capsys.readouterr().err
