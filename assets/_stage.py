@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from contracts.reuse import StageStore, files_fingerprint, stage_key
+from contracts.reuse import StageStore, engine_fingerprint, files_fingerprint, stage_key
 from orchestration.checks import declared_checks, stage_checks
 from orchestration.resources import (
     DuckDBResource,
@@ -183,6 +183,8 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
         kinds=set(stage.kinds),
         owners=[OWNER],
         description=stage.description,
+        # The engine code's hash: Dagster marks the asset stale when the code that computes it changed.
+        code_version=engine_fingerprint(),
     )
     def stage_asset_fn(
         context: dg.AssetExecutionContext,

@@ -9,7 +9,6 @@ hyperparameters, loss and pass@k on one row.
 
 import io
 import json
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,6 +17,8 @@ from typing import Any
 import dagster as dg
 
 from assets._stage import GROUP_EVAL, OWNER, figure_metadata
+from contracts.config import to_plain
+from contracts.storage import atomic_write
 from orchestration.resources import MLflowResource, RecipeResource, StorageResource
 from quality.recipe import Recipe
 from quality.storage import StageNotMaterialized, StorageLayout, read_manifest, write_json_atomic
@@ -28,13 +29,8 @@ CHECKPOINT_KEYS = ("hf_model_dir", "tokenizer_dir", "mlflow_run_id")
 # Recipe sections not worth a parameter column (paths, engines, this section itself).
 UNLOGGED_SECTIONS = ("sources", "spark", "mlflow", "eval", "name")
 # Data sections logged with their defaults filled in (a recipe silent on the dedup threshold still
-# ran with one); "module:Class" so a stage that is missing or renamed only loses its columns.
-RESOLVED_SECTIONS = {
-    "dedup": "quality.dedup.config:DedupConfig",
-    "quality_filter": "quality.filters:FilterConfig",
-    "decontamination": "quality.decontaminate:DecontaminationConfig",
-    "code_mix": "quality.mix:MixConfig",
-}
+# ran with one), from the recipe's validated configs.
+RESOLVED_SECTIONS = ("dedup", "quality_filter", "decontamination", "code_mix")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,32 +124,17 @@ def log_recipe_settings(loaded: Recipe, manifest: dict[str, Any]) -> None:
 
 
 def resolved_sections(loaded: Recipe) -> dict[str, dict[str, Any]]:
-    import dataclasses
-    import importlib
-
-    resolved = {}
-    for section, ref in RESOLVED_SECTIONS.items():
-        module, _, name = ref.partition(":")
-        try:
-            config = loaded.section(section, getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError, ValueError, TypeError):
-            continue
-        resolved[section] = dataclasses.asdict(config)
-    return resolved
+    return {section: to_plain(loaded.section(section)) for section in RESOLVED_SECTIONS}
 
 
 def write_parquet_atomic(layout: StorageLayout, path: str, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fs = layout.fs
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows), buffer, compression="zstd")
-    with fs.open(tmp, "wb") as handle:
+    with atomic_write(path, "wb", fs=layout.fs) as handle:
         handle.write(buffer.getvalue())
-    fs.mv(tmp, path)
 
 
 def write_eval_output(

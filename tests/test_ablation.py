@@ -111,3 +111,86 @@ def test_the_dagster_job_refuses_a_bad_plan_with_the_reason(tmp_path):
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "at least two recipes" in str(failure.step_failure_data.error.message)
     assert isinstance(ablate_job, dg.JobDefinition)
+
+
+def stdlib_jsonl(path: Path, limit: int = 160) -> Path:
+    """Python files of the standard library as plain JSONL rows (path, content)."""
+    import json
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.glob("*.py"))[:limit]
+    with path.open("w", encoding="utf-8") as handle:
+        for file in files:
+            text = file.read_text(encoding="utf-8", errors="replace")
+            handle.write(json.dumps({"id": file.name, "path": f"Lib/{file.name}", "content": text}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_small_ablation_runs_end_to_end_reusing_shared_stages(tmp_path):
+    import json
+    import os
+
+    import mlflow
+
+    from orchestration.ablation import ablate
+
+    corpus = stdlib_jsonl(tmp_path / "stdlib.jsonl")
+    base = tmp_path / "a.yaml"
+    base.write_text(
+        f"extends: {ABLATIONS / 'base.yaml'}\n"
+        "name: a\n"
+        f"sources: [{{name: lib, kind: jsonl, path: '{corpus}', repo: cpython, stars: 60000}}]\n"
+        "tokenizer.vocab_size: 600\ntokenizer.seq_len: 64\ntokenizer.train_sample_bytes: 300000\n"
+        "tokenizer.workers: 1\n"
+        "training.steps: 4\ntraining.micro_batch_size: 4\ntraining.warmup_steps: 1\ntraining.checkpoint_every: 4\n"
+        "ablation.seeds: [1, 2]\nablation.holdout_fraction: 0.2\nablation.max_eval_docs: 8\n"
+        "ablation.max_doc_chars: 1500\nablation.bootstrap_samples: 500\n",
+        encoding="utf-8",
+    )
+    other = tmp_path / "b.yaml"
+    other.write_text("extends: a.yaml\nname: b\nquality_filter.enabled: false\n", encoding="utf-8")
+    plan = plan_ablation([str(base), str(other)], str(tmp_path / "out"))
+    comparison = ablate(plan)
+
+    assert [v["status"] for v in comparison["variants"]] == ["finished", "finished"]
+    written = json.loads((plan.out / "comparison.json").read_text())
+    assert written["baseline"] == "a" and written["verdicts"]
+    b = written["variants"][1]
+    assert set(b["metrics"]) == {"bits_per_byte", "fim_exact_match", "fim_edit_similarity"}
+    assert b["metrics"]["bits_per_byte"]["ci"][0] < b["metrics"]["bits_per_byte"]["mean"]
+    difference = b["difference_vs_baseline"]["bits_per_byte"]
+    assert isinstance(difference["significant"], bool) and difference["verdict"]
+    assert b["tokens_trained"] == [4 * 4 * 64, 4 * 4 * 64]  # the same token budget for every run
+    assert (plan.out / "comparison.png").stat().st_size > 0
+
+    # The evaluation set: held out of every run's shards, the same documents for every run.
+    evaluation = [json.loads(line) for line in (plan.out / "eval_set.jsonl").read_text().splitlines()]
+    assert 0 < len(evaluation) <= 8
+    for variant in plan.variants:
+        for seed in plan.config.seeds:
+            shards = json.loads((plan.root(variant, seed) / "data/token_shards/_manifest.json").read_text())
+            assert shards["held_out_docs"] > 0
+            scored = json.loads((plan.root(variant, seed) / "proxy_eval.json").read_text())
+            assert sorted(r["doc_id"] for r in scored["documents"]) == sorted(d["doc_id"] for d in evaluation)
+
+    # Reuse: one raw_code for all four runs; filtered_code once per variant (b changes the filter).
+    stages = plan.out / "stages"
+    assert len(list((stages / "raw_code").iterdir())) == 1
+    assert len(list((stages / "filtered_code").iterdir())) == 2
+    a1, a2 = (plan.root(plan.variants[0], s) / "data/near_dedup" for s in (1, 2))
+    part = next(a1.glob("*.parquet"))
+    assert os.path.samefile(part, a2 / part.name)
+
+    # MLflow: the parent holds the comparison; each variant's training runs hang below its run.
+    client = mlflow.MlflowClient(plan.tracking_uri)
+    experiment = client.get_experiment_by_name(plan.experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    parent = next(r for r in runs if r.data.tags.get("codecook.ablation") == "parent")
+    variants = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in variants) == ["a", "b"]
+    for run in variants:
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+        assert len(children) == 2 and all("proxy.bits_per_byte" in c.data.metrics for c in children)
+        assert "proxy.bits_per_byte.ci_low" in run.data.metrics

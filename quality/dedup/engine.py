@@ -134,6 +134,20 @@ def _reject_rows(
     ).select(*REJECT_COLUMNS)
 
 
+def _unusable_rejects(frame: DataFrame) -> DataFrame:
+    """Reject rows of exact dedup for rows whose `problem` says they have no content to hash."""
+    return _reject_rows(
+        frame.filter(F.col("problem").isNotNull()),
+        EXACT_STAGE,
+        F.col("problem"),
+        F.when(F.col("problem") == "missing_content", F.lit("content is null")).otherwise(
+            F.lit("content is empty or whitespace only")
+        ),
+        F.lit(None),
+        F.lit(None),
+    )
+
+
 def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
     """Keep one row per distinct content (SHA-256); reject rows without content as well.
 
@@ -188,16 +202,7 @@ def exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None]
         F.col("sha256"),
         F.col("kept_doc_id"),
     )
-    unusable_rows = _reject_rows(
-        ranked.filter(F.col("problem").isNotNull()),
-        EXACT_STAGE,
-        F.col("problem"),
-        F.when(F.col("problem") == "missing_content", F.lit("content is null")).otherwise(
-            F.lit("content is empty or whitespace only")
-        ),
-        F.lit(None),
-        F.lit(None),
-    )
+    unusable_rows = _unusable_rejects(ranked)
     rejected = duplicates.unionByName(unusable_rows)
     kept = docs.join(rejected.select("doc_id"), "doc_id", "left_anti").select(*docs.columns)
     rows_in = int(stats["rows"])
@@ -297,16 +302,7 @@ def repo_exact_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], 
         F.col("unit_sha256"),
         F.col("kept_doc_id"),
     )
-    unusable_rows = _reject_rows(
-        files.filter(F.col("problem").isNotNull()),
-        EXACT_STAGE,
-        F.col("problem"),
-        F.when(F.col("problem") == "missing_content", F.lit("content is null")).otherwise(
-            F.lit("content is empty or whitespace only")
-        ),
-        F.lit(None),
-        F.lit(None),
-    )
+    unusable_rows = _unusable_rejects(files)
     rejected = duplicates.unionByName(unusable_rows)
     kept = docs.join(rejected.select("doc_id"), "doc_id", "left_anti").select(*docs.columns)
 

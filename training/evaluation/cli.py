@@ -141,13 +141,29 @@ def compare_arguments(parser: argparse.ArgumentParser) -> None:
         "--tracking-uri", help="MLflow tracking URI (default: the recipe's, else the storage root's)."
     )
     parser.add_argument("--plot", help="PNG to write (default: <home>/reports/compare-<experiment>.png).")
+    parser.add_argument(
+        "--ablation",
+        help="An ablation folder (codecook ablate --out): its variants, metrics with CIs, verdicts.",
+    )
 
 
 def run_compare(args: argparse.Namespace) -> int:
     import os
 
-    from training.evaluation.compare import collect_runs, plot_scores, text_table
+    from training.evaluation.compare import ablation_table, collect_runs, plot_scores, text_table
 
+    if args.ablation:
+        path = Path(args.ablation) / "comparison.json"
+        if not path.is_file():
+            print(
+                f"codecook compare: {path} not found (is {args.ablation} an ablation folder?)",
+                file=sys.stderr,
+            )
+            return 2
+        import json
+
+        print(ablation_table(json.loads(path.read_text(encoding="utf-8"))))
+        return 0
     if args.home:
         os.environ["CODECOOK_HOME"] = str(Path(args.home).resolve())
     home = os.environ.get("CODECOOK_HOME") or str(Path(".codecook").resolve())

@@ -147,3 +147,51 @@ def plot_scores(rows: Sequence[dict[str, Any]], path: str | Path | None = None):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=110)
     return figure
+
+
+def _interval(values: dict[str, Any] | None, digits: int = 4) -> str:
+    if not values:
+        return "-"
+    middle = values.get("difference", values.get("mean"))
+    ci = values.get("ci")
+    text = f"{middle:+.{digits}f}" if "difference" in values else f"{middle:.{digits}f}"
+    if ci:
+        text += (
+            f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+            if "difference" in values
+            else (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]")
+        )
+    if values.get("significant"):
+        text += " *"
+    return text
+
+
+def ablation_table(comparison: dict[str, Any]) -> str:
+    """An ablation's comparison.json as text: per variant each metric's mean with its interval, and
+    its difference from the baseline (`*`: significant), then the verdicts."""
+    metrics = sorted({m for v in comparison["variants"] for m in (v.get("metrics") or {})})
+    header = ["variant", "status", *metrics, *(f"diff {m}" for m in metrics)]
+    cells = []
+    for variant in comparison["variants"]:
+        own = variant.get("metrics") or {}
+        diff = variant.get("difference_vs_baseline") or {}
+        cells.append(
+            [
+                variant["name"],
+                variant["status"],
+                *(_interval(own.get(m)) for m in metrics),
+                *(_interval(diff.get(m)) if diff else "(baseline)" for m in metrics),
+            ]
+        )
+    widths = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(len(header))]
+    lines = [
+        f"ablation {comparison['ablation']}: baseline {comparison['baseline']}, "
+        f"{comparison.get('statistics', {}).get('confidence', 0.95):.0%} intervals, "
+        f"evaluation set {comparison['evaluation_set']['documents']} documents",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+        *("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells),
+        "",
+        *comparison.get("verdicts", []),
+    ]
+    return "\n".join(lines)
