@@ -204,6 +204,7 @@ def run_stage(
     """Run `run.stage`'s engine, write its output atomically, report. `plain` (a
     quality.plain.PlainInput) adds the input rows that could not be documents to its rejects;
     `manifest` adds keys to the manifest."""
+    from quality.schema import with_source_ids
     from quality.storage import write_stage
 
     stage = run.stage
@@ -211,8 +212,10 @@ def run_stage(
     try:
         rows_in = outcome.rows_in if outcome.rows_in is not None else int(run.count(stage.upstream[0]))
         rejected = outcome.rejected
+        if stage.upstream:
+            rejected = with_source_ids(rejected, run.input())
         if plain is not None and plain.rows_rejected:
-            rejected = rejected.unionByName(plain.rejected)
+            rejected = rejected.unionByName(plain.rejected, allowMissingColumns=True)
             rows_in += plain.rows_rejected
         manifest = write_stage(
             outcome.kept,

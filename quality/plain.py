@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from quality.languages import language_of
-from quality.schema import DOCUMENT_FIELDS, reject_rows
+from quality.schema import DOCUMENT_FIELDS, SOURCE_ID, reject_rows
 
 JSON_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -272,8 +272,11 @@ def prepare_documents(
             shaped.unpersist()
             raise InputError(f"doc_id must be unique, but these repeat: {[r['doc_id'] for r in repeated]}")
     documents = shaped.filter(F.col("_reason").isNull()).drop("_reason", "_detail")
-    rejected = reject_rows(
-        shaped.filter(F.col("_reason").isNotNull()), stage, F.col("_reason"), F.col("_detail")
-    )
+    unusable = shaped.filter(F.col("_reason").isNotNull())
+    rejected = reject_rows(unusable, stage, F.col("_reason"), F.col("_detail"))
+    if "id" in shaped.columns:  # the row's own id, as with_source_ids gives later stages' rejects
+        rejected = rejected.join(
+            unusable.select("doc_id", F.col("id").cast("string").alias(SOURCE_ID)), "doc_id", "left"
+        )
     rows_rejected = rows_in - counts.get(None, 0)
     return PlainInput(documents, rejected, rows_in, rows_rejected, [shaped])

@@ -45,6 +45,10 @@ REJECT_FIELDS: list[T.StructField] = [
 ]
 REJECT_SCHEMA = T.StructType(REJECT_FIELDS)
 REJECT_COLUMNS = [f.name for f in REJECT_FIELDS]
+# Written after REJECT_COLUMNS by `write_stage`, never produced by an engine: the input row's own
+# `id` (plain JSONL/Parquet rows that had one), so a rejected row joins back to the user's data
+# like a kept row does; null where the input had no id.
+SOURCE_ID = "source_id"
 
 
 def make_doc_id(source_name: str, key: str) -> str:
@@ -92,3 +96,13 @@ def reject_rows(
         column(cluster_id).alias("cluster_id"),
         column(kept_doc_id).alias("kept_doc_id"),
     )
+
+
+def with_source_ids(rejected, documents):
+    """Reject rows with `source_id` filled from the documents' own `id` column, when they have one."""
+    from pyspark.sql import functions as F
+
+    if "id" not in documents.columns or SOURCE_ID in rejected.columns:
+        return rejected
+    ids = documents.select("doc_id", F.col("id").cast("string").alias(SOURCE_ID)).dropDuplicates(["doc_id"])
+    return rejected.join(ids, "doc_id", "left")

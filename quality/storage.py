@@ -15,6 +15,7 @@ from typing import Any
 
 import fsspec
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from contracts.storage import (
     CHECKSUM_SCHEME,
@@ -31,7 +32,7 @@ from contracts.storage import (
     swap_into_place,
     write_json_atomic,
 )
-from quality.schema import REJECT_COLUMNS
+from quality.schema import REJECT_COLUMNS, SOURCE_ID
 
 __all__ = [
     "DEFAULT_HOME",
@@ -110,7 +111,8 @@ def write_stage(
     missing = [c for c in REJECT_COLUMNS if c not in rejected.columns]
     if missing:
         raise ValueError(f"rejected rows of stage {paths.stage} lack {missing}")
-    rejected = rejected.select(*REJECT_COLUMNS)
+    source_id = F.col(SOURCE_ID) if SOURCE_ID in rejected.columns else F.lit(None).cast("string")
+    rejected = rejected.select(*REJECT_COLUMNS, source_id.alias(SOURCE_ID))
     fs = fsspec.core.url_to_fs(paths.data_dir)[0]
     token = uuid.uuid4().hex[:12]
     tmp_root = f"{os.path.dirname(paths.data_dir)}/.tmp"

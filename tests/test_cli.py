@@ -71,6 +71,16 @@ def test_stage_command_on_plain_jsonl(spark, docs, tmp_path, command, capsys):
     assert manifest["rows_in"] == len(rows) + 1
     reasons = manifest["rejected_by_reason"]
     assert (reasons["malformed_json"], reasons["missing_content"], reasons["empty_content"]) == (1, 1, 1)
+    # Reject rows carry the input's own id too (null only where the line had none to read).
+    rejected = duckdb.sql(
+        f"SELECT reason, source_id FROM read_parquet('{out}/data/rejected/{first}/*.parquet')"
+    ).fetchall()
+    by_reason = {reason: source_id for reason, source_id in rejected if reason in reasons}
+    assert (by_reason["missing_content"], by_reason["empty_content"], by_reason["malformed_json"]) == (
+        "201",
+        "202",
+        None,
+    )
     # Kept rows keep the input's id and its own columns; doc_ids are stable, made from the id.
     documents = stages[-1] if command != "filter" else "filtered_code"
     kept = duckdb.sql(f"SELECT * FROM read_parquet('{out}/data/{documents}/*.parquet')")
