@@ -151,6 +151,11 @@ class AblationConfig:
     """Evaluation documents at most (the lowest hash scores first, so the set is stable)."""
     max_doc_chars: int = 6000
     """Evaluation documents are cut to this many characters (scoring cost grows with length)."""
+    passk: tuple[Literal["humaneval", "mbpp"], ...] = ()
+    """Benchmarks also run on every trained proxy (the recipe's `eval:` section sets limits and
+    prompts); their per-task pass@1 joins the metrics. A metric every variant scores 0 on is
+    reported as not measurable, which is what a small from-scratch proxy gets: worth it with
+    continued pretraining of a real base model."""
     bootstrap_samples: int = 4000
     """Resamples of the paired bootstrap behind every confidence interval."""
     confidence: float = 0.95

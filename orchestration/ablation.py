@@ -191,7 +191,8 @@ def materialize(recipe_file: str, home: str, phase: str) -> int:
     if phase == "data":
         selection = upstream if needs_web else upstream - web_branch
     elif phase == "train":
-        selection = train
+        passk = {dg.AssetKey(f"eval_{name}") for name in recipe.section("ablation").passk}
+        selection = train | passk
     else:
         raise AblationError(f"unknown phase {phase!r}")
     with dg.DagsterInstance.get() as instance:
@@ -348,6 +349,25 @@ PROXY_METRICS = {
 }
 
 
+def proxy_metrics(plan: Plan) -> dict[str, tuple[str, str, str, str | None]]:
+    """PROXY_METRICS plus the per-task pass@1 of the protocol's benchmarks."""
+    extra = {f"{b}_pass_at_1": (f"eval_{b}", "pass_at_1", "task_id", None) for b in plan.config.passk}
+    return {**PROXY_METRICS, **extra}
+
+
+def pass_at_1_by_task(root: Path, stage: str) -> list[dict[str, Any]]:
+    """One row per task of an eval asset's results: the share of its samples that passed."""
+    import duckdb
+
+    results = f"{StorageLayout(str(root)).stage(stage).data_dir}/results.parquet"
+    with duckdb.connect() as connection:
+        found = connection.execute(
+            "SELECT task_id, avg(passed::INT) FROM read_parquet(?) GROUP BY task_id ORDER BY task_id",
+            [results],
+        ).fetchall()
+    return [{"task_id": task, "pass_at_1": float(rate)} for task, rate in found]
+
+
 def score_run(plan: Plan, variant: Variant, seed: int, documents: list[dict[str, Any]]) -> dict[str, Any]:
     """Proxy metrics of one trained run on the evaluation set, per document and per FIM example.
 
@@ -374,8 +394,10 @@ def score_run(plan: Plan, variant: Variant, seed: int, documents: list[dict[str,
             context_length=seq_len,
         ),
     }
+    for benchmark in plan.config.passk:
+        rows[f"eval_{benchmark}"] = pass_at_1_by_task(root, f"eval_{benchmark}")
     means = {}
-    for metric, (table, column, _, weight) in PROXY_METRICS.items():
+    for metric, (table, column, _, weight) in proxy_metrics(plan).items():
         weights = [float(r[weight]) if weight else 1.0 for r in rows[table]]
         total = sum(weights) or 1.0
         means[f"proxy.{metric}"] = (
@@ -502,7 +524,7 @@ def ablate(plan: Plan, log=print) -> dict[str, Any]:
                 seeds=[run["seed"] for run in per_variant[v.name]["runs"]],
                 weight=weight,
             )
-            for metric, (table, column, item, weight) in PROXY_METRICS.items()
+            for metric, (table, column, item, weight) in proxy_metrics(plan).items()
         }
         for v in finished
     }
@@ -566,7 +588,7 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [v for v in comparison["variants"] if v.get("difference_vs_baseline")]
-    metrics = list(PROXY_METRICS)
+    metrics = list(comparison.get("statistics", {}).get("metrics") or PROXY_METRICS)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.6 + 0.55 * max(len(rows), 1)))
     for axis, metric in zip(axes, metrics, strict=True):
         for index, variant in enumerate(rows):
@@ -584,7 +606,9 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
                 fmt="o", color=colour, capsize=3,
             )  # fmt: skip
         if not any((v["difference_vs_baseline"].get(metric) or {}).get("ci") for v in rows):
-            axis.text(0.5, 0.5, "not measurable (all zero)", ha="center", va="center", transform=axis.transAxes)
+            axis.text(
+                0.5, 0.5, "not measurable (all zero)", ha="center", va="center", transform=axis.transAxes
+            )
         axis.axvline(0.0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(rows)), [v["name"] for v in rows])
         better = comparison.get("statistics", {}).get("metrics", {}).get(metric, {}).get("better", "")

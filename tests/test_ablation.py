@@ -32,6 +32,16 @@ def test_the_example_ablation_plans_with_one_protocol(tmp_path):
     assert base.settings("dedup") != repo.settings("dedup")
 
 
+def test_the_recipe_picks_the_proxy_continued_pretraining_of_smollm2_with_pass_at_k(tmp_path):
+    folder = ABLATIONS / "smollm2"
+    plan = plan_ablation([str(folder / "base.yaml"), str(folder / "no-filters.yaml")], str(tmp_path / "out"))
+    training = plan.variants[0].recipe.section("training")
+    assert training.init_from == "smollm2"
+    assert plan.variants[0].recipe.section("tokenizer").from_pretrained == "smollm2"
+    assert plan.config.passk == ("humaneval",)
+    assert plan.variants[1].recipe.section("quality_filter").enabled is False
+
+
 def test_run_recipes_fix_the_seed_the_holdout_and_the_shared_mlflow_store(tmp_path):
     plan = plan_ablation(
         [variant(tmp_path, "a"), variant(tmp_path, "b", "code_mix.seed: 7\n")], str(tmp_path / "out")
@@ -194,3 +204,21 @@ def test_a_small_ablation_runs_end_to_end_reusing_shared_stages(tmp_path):
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
         assert len(children) == 2 and all("proxy.bits_per_byte" in c.data.metrics for c in children)
         assert "proxy.bits_per_byte.ci_low" in run.data.metrics
+
+
+def test_pass_at_1_per_task_is_the_share_of_passing_samples(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from orchestration.ablation import pass_at_1_by_task
+
+    folder = tmp_path / "data" / "eval_humaneval"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"task_id": ["HumanEval/1", "HumanEval/1", "HumanEval/0"], "passed": [True, False, False]}),
+        folder / "results.parquet",
+    )
+    assert pass_at_1_by_task(tmp_path, "eval_humaneval") == [
+        {"task_id": "HumanEval/0", "pass_at_1": 0.0},
+        {"task_id": "HumanEval/1", "pass_at_1": 0.5},
+    ]
