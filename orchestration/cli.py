@@ -29,7 +29,7 @@ from pathlib import Path
 STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "tokenize": (
         "Train the BPE (or take --tokenizer) and write FIM-ed, packed token shards.",
-        "training.commands:tokenize",
+        "orchestration.stages:tokenize_command",
         "training.commands:tokenize_arguments",
     ),
 }

@@ -29,6 +29,9 @@ from orchestration.stage import (
     Stage,
     StageRun,
     Table,
+    command_spark,
+    jvm_output_to,
+    summary_line,
 )
 from orchestration.web_stages import WEB_PAGES_STAGE, check_web_input, web_arguments
 from quality import decontaminate, filters, mix, pii, signals
@@ -601,6 +604,40 @@ CODE_STAGES = (
 
 # --------------------------------------------------------------------------------------------------
 # The command twins: `codecook NAME --input PATH --output DIR [--config FILE] [--master URL]`.
+
+
+def tokenize_command(args: argparse.Namespace) -> int:
+    """`codecook tokenize`: a stage folder is read as it is; any other input (plain JSONL or Parquet
+    rows) first becomes document rows in DIR/data/documents, its unusable rows reject rows with
+    reasons, as every stage command's input does. Then `training.commands.tokenize` reads them."""
+    from contracts.recipe import settings_hash
+    from quality.plain import locate_input, read_documents
+    from quality.storage import MANIFEST, StorageLayout, write_stage
+    from training.commands import tokenize
+
+    if "://" in args.input or Path(args.input, MANIFEST).is_file():
+        return tokenize(args)
+    spec = locate_input(args.input)
+    root = args.output if "://" in args.output else str(Path(args.output).resolve())
+    paths = StorageLayout(root).stage("documents")
+    log_path = f"{root}/logs/tokenize.log" if "://" not in root else os.devnull
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with jvm_output_to(log_path):
+        spark = command_spark(getattr(args, "master", None))
+        plain = read_documents(spark, spec, stage="documents")
+        try:
+            manifest = write_stage(
+                plain.documents,
+                plain.rejected,
+                paths=paths,
+                rows_in=plain.rows_in,
+                recipe_hash=settings_hash({"input": args.input}),
+            )
+        finally:
+            plain.release()
+    print(summary_line(manifest))
+    return tokenize(argparse.Namespace(**{**vars(args), "input": paths.data_dir}))
+
 
 COMMANDS: dict[str, Command] = {
     command.name: command

@@ -126,6 +126,18 @@ def test_ingest_web_on_plain_jsonl(spark, tmp_path, capsys):
     )
 
 
+def test_tokenize_on_plain_jsonl_makes_documents_then_shards(spark, docs, tmp_path, capsys):
+    config = tmp_path / "tokenizer.yaml"
+    config.write_text("vocab_size: 400\nseq_len: 32\ntrain_sample_bytes: 200000\nworkers: 1\nanneal: null\n")
+    out = tmp_path / "out"
+    assert main(["tokenize", "--input", str(docs), "--output", str(out), "--config", str(config)]) == 0
+    documents = _manifest(out, "documents")
+    assert documents["rows_in"] == len(plain_rows()) + 1
+    assert documents["rejected_by_reason"] == {"malformed_json": 1, "missing_content": 1, "empty_content": 1}
+    shards = json.loads((out / "data" / "token_shards" / "_manifest.json").read_text())
+    assert shards["documents"] == documents["rows_out"] and shards["tokens"] > 0
+
+
 def test_json_without_objects_is_one_line_and_exit_code_2(spark, tmp_path, capsys):
     junk = tmp_path / "junk.jsonl"
     junk.write_text("not json\nalso not json\n")
@@ -168,7 +180,7 @@ def test_bad_inputs_fail_with_one_line_before_spark_starts(tmp_path):
         ("mix", str(notes)): "cannot tell the format",
         ("ingest", str(tmp_path / "missing")): "input not found",
         ("ingest-web", str(tmp_path / "missing")): "missing",
-        ("tokenize", str(good)): "tokenize reads document Parquet",
+        ("tokenize", str(empty)): "is empty",
     }
     for (command, path), expected in cases.items():
         done = _run(command, "--input", path, "--output", str(tmp_path / "out"))

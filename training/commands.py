@@ -6,9 +6,10 @@
         python -m training.entrypoint, in this process
 
 `--config` of tokenize holds the keys of the recipe's `tokenizer` section; the input stands in for
-every stage the section names. It reads document Parquet (`doc_id`, `content`): a stage folder or
-Parquet files; plain JSONL goes through `codecook ingest` (or any document stage) first. Like every
-stage command, a bad input or setting raises an error `codecook` prints as one line (exit code 2).
+every stage the section names. It reads document Parquet (`doc_id`, `content`), a stage folder;
+`codecook tokenize` (orchestration.stages.tokenize_command) turns plain JSONL or Parquet rows into
+such a folder first. Like every stage command, a bad input or setting raises an error `codecook`
+prints as one line (exit code 2).
 """
 
 from __future__ import annotations
