@@ -185,8 +185,10 @@ def materialize(recipe_file: str, home: str, phase: str) -> int:
     recipe = load_recipe(recipe_file)
     tokenizer = recipe.section("tokenizer")
     # The web recall branch runs only when the shards cannot do without it.
-    web = dg.AssetSelection.assets(*[k for k in upstream if k.path[-1] == "code_web_pages"])
-    web_branch = web.upstream().resolve(graph) if web.resolve(graph) else set()
+    web_pages = dg.AssetKey("code_web_pages")
+    web_branch = (
+        dg.AssetSelection.assets(web_pages).upstream().resolve(graph) if web_pages in upstream else set()
+    )
     needs_web = "code_web_pages" in set(tokenizer.inputs) - set(tokenizer.optional_inputs)
     if phase == "data":
         selection = upstream if needs_web else upstream - web_branch
