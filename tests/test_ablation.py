@@ -161,10 +161,21 @@ def test_a_small_ablation_runs_end_to_end_reusing_shared_stages(tmp_path):
     )
     other = tmp_path / "b.yaml"
     other.write_text("extends: a.yaml\nname: b\nquality_filter.enabled: false\n", encoding="utf-8")
-    plan = plan_ablation([str(base), str(other)], str(tmp_path / "out"))
+    # A variant that fails mid-way (its source vanished after planning) is marked failed; the
+    # others' results stand.
+    doomed = tmp_path / "c.yaml"
+    gone = tmp_path / "gone.jsonl"
+    gone.write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    doomed.write_text(
+        f"extends: a.yaml\nname: c\nsources: [{{name: lib, kind: jsonl, path: '{gone}'}}]\n", encoding="utf-8"
+    )
+    plan = plan_ablation([str(base), str(other), str(doomed)], str(tmp_path / "out"))
+    gone.unlink()
     comparison = ablate(plan)
 
-    assert [v["status"] for v in comparison["variants"]] == ["finished", "finished"]
+    assert [v["status"] for v in comparison["variants"]] == ["finished", "finished", "failed"]
+    assert "c--seed1 phase data exited 1" in comparison["variants"][2]["error"]
+    assert comparison["verdicts"] and all(" c " not in f" {line} " for line in comparison["verdicts"])
     written = json.loads((plan.out / "comparison.json").read_text())
     assert written["baseline"] == "a" and written["verdicts"]
     b = written["variants"][1]
