@@ -12,7 +12,6 @@ as metadata: per variant and metric the mean with its confidence interval, each 
 the baseline with its interval and whether it is significant.
 """
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", help="Pool file: .warc.gz (default) or .jsonl.gz")
     parser.add_argument("--max-pages-per-site", type=int, default=None, help="Hash sample per site.")
-    parser.add_argument("--sites", nargs="*", help=f"Only these sites ({', '.join(s.name for s in DOC_SITES)}).")
+    parser.add_argument(
+        "--sites", nargs="*", help=f"Only these sites ({', '.join(s.name for s in DOC_SITES)})."
+    )
     parser.add_argument("--sample", action="store_true", help="Rewrite the committed sample instead.")
     args = parser.parse_args(argv)
     if args.sample:
