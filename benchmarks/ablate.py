@@ -2,9 +2,11 @@
 
     .venv/bin/python -m benchmarks.ablate [--steps 10] [--out DIR]
 
-Three variants of a small recipe (the ablation baseline on the standard library only): the
-baseline, one that changes only `code_mix.seed` (every stage before code_mix is shared), and one
-that changes `quality_filter.seed` (shared up to quality_signals). The same ablation runs twice in
+Three variants of a small recipe (the ablation baseline on the standard library's top-level
+modules): the baseline, one that keeps 80% of the Python files in `code_mix` (every stage before
+code_mix is shared), and one with the quality filters off (shared up to quality_signals). Each
+changes the training data, so tokenizer, shards and models differ between variants, as in a real
+ablation; only their seeds share those. The same ablation runs twice in
 this process's run, interleaved in one series:
 
   independent   no stage store: each variant and seed computes every stage (3 separate runs)
@@ -34,7 +36,7 @@ def write_variants(folder: Path, steps: int) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     common = (
         f"training.steps: {steps}\ntraining.checkpoint_every: {steps}\n"
-        "ablation.seeds: [1, 2]\nablation.max_eval_docs: 40\n"
+        "ablation.seeds: [1, 2]\nablation.holdout_fraction: 0.2\nablation.max_eval_docs: 40\n"
         # The standard library's top-level modules (~200 files): the benchmark measures what reuse
         # saves of the orchestration, not corpus size.
         "sources: [{name: stdlib, kind: folder, path: '${stdlib}', repo: cpython, stars: 60000,"
@@ -42,8 +44,8 @@ def write_variants(folder: Path, steps: int) -> list[str]:
     )
     bodies = {
         "bench-base": "",
-        "bench-mix-seed": "code_mix.seed: 1\n",
-        "bench-filter-seed": "quality_filter.seed: 1\n",
+        "bench-mix-python-80": "code_mix.targets: {python: {downsample: 0.8}}\n",
+        "bench-no-filters": "quality_filter.enabled: false\n",
     }
     paths = []
     for name, body in bodies.items():
