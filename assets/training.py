@@ -117,7 +117,13 @@ def tokenizer(
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult:
     from training.shards import iter_texts, resolve_inputs
-    from training.tokenizer import pretrained_tokenizer, round_trip_failures, save_tokenizer, train_bpe
+    from training.tokenizer import (
+        pretrained_chat_template,
+        pretrained_tokenizer,
+        round_trip_failures,
+        save_tokenizer,
+        train_bpe,
+    )
 
     loaded, layout = recipe.load(), storage.layout()
     config = tokenizer_config(loaded)
@@ -142,7 +148,8 @@ def tokenizer(
             )
         staging = Path(f"{target}.tmp-{context.run_id[:8]}")
         shutil.rmtree(staging, ignore_errors=True)
-        facts = save_tokenizer(bpe, staging)
+        template = pretrained_chat_template(config.from_pretrained) if config.from_pretrained else None
+        facts = save_tokenizer(bpe, staging, chat_template=template)
         failures = round_trip_failures(bpe, sample)
         encoded = bpe.encode_batch_fast(sample, add_special_tokens=False)
         sample_bytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in sample)

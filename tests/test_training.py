@@ -213,7 +213,10 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(shards, tmp_path):
 @pytest.mark.slow
 def test_smollm2_loads_from_the_installed_gguf_and_trains_one_step():
     from training.hf_export import load_pretrained
-    from training.tokenizer import FIM_MIDDLE, pretrained_tokenizer, special_ids
+    from training.tokenizer import FIM_MIDDLE, pretrained_chat_template, pretrained_tokenizer, special_ids
+
+    # The export keeps the base model's chat template, so chat-prompted evaluation works on it.
+    assert "<|im_start|>" in pretrained_chat_template("smollm2")
 
     tokenizer = pretrained_tokenizer("smollm2")  # its vocabulary plus the FIM tokens it lacks
     model = load_pretrained("smollm2")

@@ -73,7 +73,7 @@ def _config_data(config_file: str | None) -> dict:
 
 def tokenize(args: argparse.Namespace) -> int:
     from training.shards import iter_texts, resolve_inputs, write_json_atomic, write_token_shards
-    from training.tokenizer import pretrained_tokenizer, save_tokenizer, train_bpe
+    from training.tokenizer import pretrained_chat_template, pretrained_tokenizer, save_tokenizer, train_bpe
 
     _check_input(args.input)
     data = _config_data(args.config)
@@ -98,7 +98,8 @@ def tokenize(args: argparse.Namespace) -> int:
                 vocab_size=config.vocab_size,
                 min_frequency=config.min_frequency,
             )
-        facts = save_tokenizer(bpe, tokenizer_dir)
+        template = pretrained_chat_template(config.from_pretrained) if config.from_pretrained else None
+        facts = save_tokenizer(bpe, tokenizer_dir, chat_template=template)
         write_json_atomic(f"{tokenizer_dir}/_manifest.json", {"stage": "tokenizer", **facts})
         print(f"tokenizer: {facts['vocab_size']} entries -> {tokenizer_dir}")
     summary = write_token_shards(

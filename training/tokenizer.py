@@ -136,6 +136,22 @@ def pretrained_tokenizer(source: str) -> Tokenizer:
     return tokenizer
 
 
+def pretrained_chat_template(source: str) -> str | None:
+    """The base model's chat template (GGUF metadata `tokenizer.chat_template`, or a folder's
+    tokenizer_config.json), so a model continued from it keeps answering chat prompts; None when
+    it has none."""
+    if source == "smollm2" or source.endswith(".gguf"):
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(smollm2_gguf_path() if source == "smollm2" else Path(source)))
+        field = reader.fields.get("tokenizer.chat_template")
+        return bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else None
+    config = Path(source) / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+
+
 def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
     """Ids of the tokens the shard pipeline needs; a KeyError names a missing one."""
     ids = {}
@@ -147,8 +163,11 @@ def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
     return ids
 
 
-def save_tokenizer(tokenizer: Tokenizer, folder: str | Path) -> dict[str, object]:
-    """Write `tokenizer.json` and the transformers side files; returns facts for the manifest."""
+def save_tokenizer(
+    tokenizer: Tokenizer, folder: str | Path, chat_template: str | None = None
+) -> dict[str, object]:
+    """Write `tokenizer.json` and the transformers side files (with the base model's chat template,
+    when there is one); returns facts for the manifest."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
@@ -164,6 +183,7 @@ def save_tokenizer(tokenizer: Tokenizer, folder: str | Path) -> dict[str, object
         "additional_special_tokens": [t for t in specials if t not in (EOS, FIM_PAD)],
         "model_max_length": 1_000_000_000,
         "clean_up_tokenization_spaces": False,
+        **({"chat_template": chat_template} if chat_template else {}),
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     special_map = {
