@@ -210,8 +210,9 @@ def test_a_small_ablation_runs_end_to_end_reusing_shared_stages(tmp_path):
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     parent = next(r for r in runs if r.data.tags.get("codecook.ablation") == "parent")
     variants = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.info.run_name for r in variants) == ["a", "b"]
-    for run in variants:
+    assert sorted(r.info.run_name for r in variants) == ["a", "b", "c"]
+    assert {r.info.run_name: r.info.status for r in variants}["c"] == "FAILED"
+    for run in (r for r in variants if r.info.run_name != "c"):
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
         assert len(children) == 2 and all("proxy.bits_per_byte" in c.data.metrics for c in children)
         assert "proxy.bits_per_byte.ci_low" in run.data.metrics
