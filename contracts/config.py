@@ -22,6 +22,7 @@ import typing
 from typing import Any, TypeVar
 
 import pydantic
+import yaml
 
 C = TypeVar("C")
 
@@ -158,3 +159,21 @@ def settings_of(config: Any) -> Any:
     if isinstance(config, dict):
         return {k: settings_of(v) for k, v in config.items()}
     return config
+
+
+def read_config_file(config_file: str | None) -> dict[str, Any]:
+    """The mapping a command's `--config FILE` holds ({} without a file); RecipeError names the
+    file and what is wrong with it (unreadable, not YAML, not a mapping)."""
+    if not config_file:
+        return {}
+    from pathlib import Path
+
+    try:
+        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise RecipeError(f"--config {config_file}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"--config {config_file}: not YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"--config {config_file}: want a mapping of settings, got {type(data).__name__}")
+    return data

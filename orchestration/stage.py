@@ -249,21 +249,9 @@ def summary_line(manifest: dict[str, Any]) -> str:
 def config_file_sections(command: Command, config_file: str | None) -> dict[str, Any]:
     """Each stage section's typed config from `--config FILE`: a YAML file holding the keys of the
     command's (last) section, or a recipe (fragment) naming its sections. Defaults without a file."""
-    from contracts.config import build_config
-    from quality.plain import InputError
+    from contracts.config import build_config, read_config_file
 
-    data: Any = {}
-    if config_file:
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        except OSError as error:
-            raise InputError(f"--config {config_file}: {error.strerror or error}") from None
-        except yaml.YAMLError as error:
-            raise InputError(f"--config {config_file}: not YAML ({str(error).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise InputError(f"--config {config_file}: want a mapping of settings, got {type(data).__name__}")
+    data = read_config_file(config_file)
     declared = {s.section: s.config for s in command.stages if s.section}
     if not declared:
         return {}

@@ -20,8 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
+from contracts.config import read_config_file
 from training.config import MixConfig, TokenizerConfig, from_dict
 
 
@@ -55,28 +54,12 @@ def _check_input(path: str) -> None:
         )
 
 
-def _config_data(config_file: str | None) -> dict:
-    from training.config import ConfigError
-
-    if not config_file:
-        return {}
-    try:
-        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise ConfigError(f"--config {config_file}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--config {config_file}: not YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {config_file}: want a mapping of settings, got {type(data).__name__}")
-    return data
-
-
 def tokenize(args: argparse.Namespace) -> int:
     from training.shards import iter_texts, resolve_inputs, write_json_atomic, write_token_shards
     from training.tokenizer import pretrained_chat_template, pretrained_tokenizer, save_tokenizer, train_bpe
 
     _check_input(args.input)
-    data = _config_data(args.config)
+    data = read_config_file(args.config)
     config = _single_input(from_dict(TokenizerConfig, data, args.config or "defaults"), "input")
     source = args.input if "://" in args.input else str(Path(args.input).resolve())
     require_manifest = "://" not in source and (Path(source) / "_manifest.json").exists()
