@@ -8,6 +8,7 @@ import dagster as dg
 
 import assets
 from orchestration.ablation_job import ablate_job
+from orchestration.automation import data_automation_sensor
 from orchestration.jobs import demo_job, refresh_data_job, source_folder_sensor, weekly_refresh_schedule
 from orchestration.resources import default_resources
 
@@ -16,6 +17,6 @@ defs = dg.Definitions(
     asset_checks=dg.load_asset_checks_from_package_module(assets),
     jobs=[demo_job, refresh_data_job, ablate_job],
     schedules=[weekly_refresh_schedule],
-    sensors=[source_folder_sensor],
+    sensors=[source_folder_sensor, data_automation_sensor],
     resources=default_resources(),
 )

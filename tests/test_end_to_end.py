@@ -57,7 +57,10 @@ def test_codecook_demo_materializes_the_whole_graph(tmp_path):
     from orchestration.definitions import defs
 
     document_stages = []
-    for key in defs.resolve_asset_graph().get_all_asset_keys():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        if graph.get(key).is_observable:  # code_sources: observed, not materialized
+            continue
         manifest_path = home / "data" / key.to_user_string() / "_manifest.json"
         assert manifest_path.exists(), f"{key.to_user_string()} wrote no manifest"
         manifest = json.loads(manifest_path.read_text())
