@@ -8,7 +8,7 @@ STAMP := $(VENV)/.codecook-installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test test-fast ui lint env web-docs clean
+.PHONY: demo test test-fast ui lint env web-docs browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ web-docs:
 demo: $(STAMP) web-docs
 	$(BIN)/codecook demo
 
-test: $(STAMP) web-docs
+# Debian's Chromium and chromedriver for the UI browser test (tests/test_ui_browser.py); required.
+browser:
+	bash scripts/install-browser.sh
+
+test: $(STAMP) web-docs browser
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -146,79 +144,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start `dagster dev` and the MLflow UI on loopback; Ctrl-C stops both."""
+    """Start one Spark Connect server, the Dagster UI and the MLflow UI on loopback (orchestration.ui);
+    Ctrl-C stops all three."""
+    if getattr(args, "recipe", None):
+        os.environ["CODECOOK_RECIPE"] = str(Path(args.recipe).resolve())
+    from contracts.recipe import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe()  # a typo stops here, not in the first run launched from the UI
+    except RecipeError as error:
+        print(f"codecook ui: {error}", file=sys.stderr)
+        return 2
     from orchestration.resources import ensure_dagster_home
+    from orchestration.ui import Ports, UiError, run_ui
     from quality.storage import StorageLayout
 
     layout = StorageLayout(_home(args))
     ensure_dagster_home(layout)
     Path(layout.mlflow_artifacts).mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parent.parent
-    bin_dir = Path(sys.executable).parent
-    processes = [
-        subprocess.Popen(
-            [
-                str(bin_dir / "dagster"),
-                "dev",
-                "-w",
-                str(root / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(args.dagster_port),
-            ],
-            cwd=root,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [
-                str(bin_dir / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                layout.mlflow_uri,
-                "--default-artifact-root",
-                Path(layout.mlflow_artifacts).as_uri(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(args.mlflow_port),
-            ],
-            cwd=root,
-            start_new_session=True,
-        ),
-    ]
-    # `kill` (SIGTERM) stops the UIs as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    print(
-        f"Dagster UI: http://127.0.0.1:{args.dagster_port}\nMLflow UI:  http://127.0.0.1:{args.mlflow_port}\n(Ctrl-C stops both)",
-        flush=True,
-    )
+    ports = Ports(dagster=args.dagster_port, mlflow=args.mlflow_port, spark_connect=args.spark_connect_port)
     try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # Each UI forks workers (code servers, daemons, uvicorn workers): stop whole process groups.
-        for process in processes:
-            _signal_group(process, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-    return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
+        return run_ui(layout, ports, recipe.spark, start_timeout_s=args.start_timeout)
+    except UiError as error:
+        print(f"codecook ui: {error}", file=sys.stderr)
+        return 2
 
 
 def _stage_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -251,10 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--home", help="Storage root (default: $CODECOOK_HOME or ./.codecook).")
     demo.set_defaults(func=cmd_demo)
 
-    ui = sub.add_parser("ui", help="Start the Dagster and MLflow UIs on 127.0.0.1.")
+    ui = sub.add_parser(
+        "ui", help="Start Spark Connect, the Dagster UI and the MLflow UI on 127.0.0.1 (Ctrl-C stops all)."
+    )
     ui.add_argument("--home")
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument("--spark-connect-port", type=int, default=15002)
+    ui.add_argument("--recipe", help="Recipe YAML (default: $CODECOOK_RECIPE or recipes/demo.yaml).")
+    ui.add_argument(
+        "--start-timeout", type=float, default=180.0, help="Seconds each service may take to start."
+    )
     ui.set_defaults(func=cmd_ui)
 
     status = sub.add_parser("status", help="Rows, rejects and last write per stage.")

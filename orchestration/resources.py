@@ -52,13 +52,25 @@ class SparkResource(dg.ConfigurableResource):
     """A Spark session built from the recipe's `spark` section (local[*] by default)."""
 
     master: str | None = Field(default=None, description="Overrides the recipe's master URL when set.")
+    remote: str | None = Field(
+        default=None,
+        description=(
+            "Spark Connect address (sc://host:port) overriding the recipe's; None: "
+            "$CODECOOK_SPARK_REMOTE, which `codecook ui` sets to the one server it starts, so every "
+            "step process of a run shares one JVM instead of starting its own."
+        ),
+    )
 
     def session(self, recipe: Recipe):
         from dataclasses import replace
 
+        from orchestration.ui import SPARK_REMOTE_ENV
         from quality.spark_session import build_spark_session
 
         config = recipe.spark if self.master is None else replace(recipe.spark, master=self.master)
+        remote = self.remote or os.environ.get(SPARK_REMOTE_ENV)
+        if remote:
+            config = replace(config, remote=remote)
         return build_spark_session(config, app_name=f"codecook-{recipe.name}")
 
 
@@ -134,11 +146,20 @@ def default_resources() -> dict[str, Any]:
 
 def ensure_dagster_home(layout: StorageLayout) -> str:
     """Point DAGSTER_HOME at the storage root's `dagster/` folder with a SQLite-backed instance."""
+    import yaml
+
     home = Path(layout.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        # SQLite storage is Dagster's default under DAGSTER_HOME; telemetry stays off offline.
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    settings = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}) if config.exists() else {}
+    # SQLite storage is Dagster's default under DAGSTER_HOME. Telemetry stays off offline, and so
+    # does the first-run "new user experience" (the newsletter modal that covers the UI); set
+    # only when absent, so an instance file a team wrote keeps its own choices.
+    missing = {key: {"enabled": False} for key in ("telemetry", "nux") if key not in settings}
+    if missing or not config.exists():
+        from contracts.storage import atomic_write
+
+        with atomic_write(str(config)) as handle:
+            handle.write(yaml.safe_dump({**settings, **missing}, sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(home)
     return str(home)

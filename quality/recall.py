@@ -754,10 +754,11 @@ def run_round(
     next_seeds = seeds.unionByName(added)
     from quality.storage import spark_path
 
-    seeds.repartition(1).sortWithinPartitions("doc_id").write.mode("errorifexists").parquet(
+    # Save mode "error" rather than its alias "errorifexists": Spark Connect's client knows only "error".
+    seeds.repartition(1).sortWithinPartitions("doc_id").write.mode("error").parquet(
         spark_path(f"{staging}/seeds")
     )
-    next_seeds.repartition(1).sortWithinPartitions("doc_id").write.mode("errorifexists").parquet(
+    next_seeds.repartition(1).sortWithinPartitions("doc_id").write.mode("error").parquet(
         spark_path(f"{staging}/next_seeds")
     )
     seeds_added = spark.read.parquet(spark_path(f"{staging}/next_seeds")).count() - seed_count

@@ -26,6 +26,30 @@ def auto_driver_memory() -> str:
     return f"{max(1, min(8, gib // 3))}g"
 
 
+def local_conf(config: SparkConfig) -> dict[str, str]:
+    """The settings of a local driver: the session below, and the Spark Connect server that
+    `codecook ui` starts (orchestration.ui), so both run the recipe's jobs the same way."""
+    conf = {
+        "spark.driver.memory": auto_driver_memory()
+        if config.driver_memory == "auto"
+        else config.driver_memory,
+        # Loopback only: a laptop or CI box should not open Spark's ports to the network.
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        # Arrow batches carry whole files; keep them small enough for the Python worker's memory.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "2000",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Deterministic output needs adaptive execution not to re-plan partition counts at run time.
+        "spark.sql.adaptive.enabled": "false",
+        "spark.ui.showConsoleProgress": "true",
+        "spark.log.level": "WARN",
+    }
+    conf.update(config.conf)
+    return conf
+
+
 def build_spark_session(
     config: SparkConfig, app_name: str = "codecook", local_dir: str | None = None
 ) -> SparkSession:
@@ -35,29 +59,10 @@ def build_spark_session(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if config.remote:
         return SparkSession.builder.remote(config.remote).appName(app_name).getOrCreate()
-    # Loopback only: a laptop or CI box should not open Spark's ports to the network.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = (
-        SparkSession.builder.master(config.master)
-        .appName(app_name)
-        .config(
-            "spark.driver.memory",
-            auto_driver_memory() if config.driver_memory == "auto" else config.driver_memory,
-        )
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        # Arrow batches carry whole files; keep them small enough for the Python worker's memory.
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        # Deterministic output needs adaptive execution not to re-plan partition counts at run time.
-        .config("spark.sql.adaptive.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "true")
-        .config("spark.log.level", "WARN")
-    )
+    builder = SparkSession.builder.master(config.master).appName(app_name)
     if local_dir:
         builder = builder.config("spark.local.dir", local_dir)
-    for key, value in config.conf.items():
+    for key, value in local_conf(config).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -68,7 +68,8 @@ def _write_sorted(frame: DataFrame, target: str, num_files: int, fs: fsspec.Abst
         frame.repartition(num_files, "doc_id")
         .sortWithinPartitions("doc_id")
         .write.option("compression", "zstd")
-        .mode("errorifexists")
+        # "error" rather than its alias "errorifexists": Spark Connect's client knows only "error".
+        .mode("error")
         .parquet(spark_path(target))
     )
     produced = sorted(p for p in fs.ls(target, detail=False) if os.path.basename(p).startswith("part-"))
