@@ -73,6 +73,68 @@ POSITIVES = [
         "<PASSWORD>",
     ),
     ("python", 'SERVER = "52.14.201.7"\n', "52.14.201.7", "ipv4", None),
+    # Issue 13: the kinds an unseen labelled set caught the engine missing, and vendor formats.
+    ("shell", "tar czf - build | ssh ops@3.121.90.14 'tar xzf - -C /srv'\n", "3.121.90.14", "ipv4", None),
+    ("ini", "[redis]\nhost = 46.101.7.33\n", "46.101.7.33", "ipv4", None),
+    (
+        "python",
+        'MAPS = "AIza' + "SyB1x2Y3z4A5b6C7d8E9f0G1h2I3j4K5l6m" + '"\n',
+        "AIzaSyB1x2Y3z4A5b6C7d8E9f0G1h2I3j4K5l6m",
+        "google_api_key",
+        "<KEY>",
+    ),
+    (
+        "shell",
+        "curl -fsS -u bot:Wq8-x!m2z https://ci.example.net/api\n",
+        "Wq8-x!m2z",
+        "cli_password",
+        "<PASSWORD>",
+    ),
+    ("shell", "mysqladmin -u root -pQz7vv9Lk status\n", "Qz7vv9Lk", "cli_password", "<PASSWORD>"),
+    (
+        "python",
+        'PW = os.getenv("SMTP_PASSWORD", "mailPw-4417")\n',
+        "mailPw-4417",
+        "env_default_password",
+        "<PASSWORD>",
+    ),
+    (
+        "javascript",
+        'const k = process.env.API_TOKEN || "tok-88ab12cd";\n',
+        "tok-88ab12cd",
+        "env_default_secret",
+        "<KEY>",
+    ),
+    ("shell", "export REDIS_PASS=Zr9-kk21q\n", "Zr9-kk21q", "password_assignment", "<PASSWORD>"),
+    (
+        "python",
+        'TRANSLATOR_KEY = "' + "9f3b2c1d8e7a6b5c4d3e2f1a0b9c8d7e" + '"\n',
+        "9f3b2c1d8e7a6b5c4d3e2f1a0b9c8d7e",
+        "secret_assignment",
+        "<KEY>",
+    ),
+    (
+        "yaml",
+        "sp:\n  secret: Ab1" + "8Q~" + "cDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n",
+        "Ab18Q~cDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        "azure_key",
+        "<KEY>",
+    ),
+    (
+        "python",
+        'x = "sk-ant-' + "api03-" + ("aB3dE5gH7jK9mN1pQ3sT5vW7yZ-_" * 4)[:93] + 'AA"\n',
+        "sk-ant-api03-" + ("aB3dE5gH7jK9mN1pQ3sT5vW7yZ-_" * 4)[:93] + "AA",
+        "anthropic_key",
+        "<KEY>",
+    ),
+    (
+        "python",
+        'c = Client("AC' + "0123456789abcdef0123456789abcdef" + '", tok)\n',
+        "AC0123456789abcdef0123456789abcdef",
+        "twilio_key",
+        "<KEY>",
+    ),
+    ("java", 'ds.setPassword("Hq2!tt90");\n', "Hq2!tt90", "password_assignment", "<PASSWORD>"),
     ("cpp", 'auto addr = "2a00:1450:4001:81c::200e";\n', "2a00:1450:4001:81c::200e", "ipv6", None),
 ]
 
@@ -110,6 +172,16 @@ NEGATIVES = [
     ),
     ("python", "y = X@W.shape\n@property\ndef f(self):\n    return self.a@self.b\n"),
     ("python", "Contact user@example.com or git@github.com:org/repo.git for access.\n"),
+    ("shell", "ssh admin@192.0.2.15 uptime\nping 198.51.100.3\n"),  # RFC 5737 documentation ranges
+    ("python", 'GROUP = "239.255.255.250"\nMIN_VER = "version 4.10.2.1"\n'),
+    ("shell", 'mysql -u root -p appdb\ncurl -u "$USER:$PASS" https://x.org\n'),
+    (
+        "python",
+        'DB_PASSWORD = os.getenv("DB_PASSWORD", "")\nHOST = os.getenv("DB_HOST", "db.internal.lan")\n',
+    ),
+    ("yaml", "password: ${DB_PASSWORD:-changeme}\ntoken: ghp_" + "x" * 36 + "\n"),
+    ("python", "class Skip:\n    pass\n\nbypass = compass_key\nsort_key = 'name_v2_by_date'\n"),
+    ("python", 'zf.extractall(pwd=None)\nsplitpasswd("user:pw")\n'),
     (
         "yaml",
         "image: registry.io/app@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
@@ -164,3 +236,27 @@ def test_licence_header_emails_in_the_real_stdlib_are_found():
     assert (
         counts.get("email", 0) >= 1 and "timo@alum.mit.edu" not in redacted and scan(redacted, "python") == []
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 3_000_000,  # one huge line
+        ("AKIA" + "1" * 10 + " 8.8.8." + "curl -u a:" + "=" * 50 + "@") * 5_000,  # many half-triggers
+        bytes(range(256)).decode("latin-1") * 2000,  # binary-looking text
+        "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 100_000,  # unterminated key block
+    ],
+    ids=["huge_line", "many_triggers", "binary", "open_key_block"],
+)
+def test_bad_input_is_scanned_in_linear_time(text):
+    import time
+
+    started = time.perf_counter()
+    redacted, _ = redact(text, "text")
+    assert time.perf_counter() - started < 10 and isinstance(redacted, str)
+
+
+def test_lowercasing_that_changes_length_keeps_positions():
+    text = "İ" * 5 + ' password = "Vq8-hh31k"\n'  # "İ".lower() is two characters
+    redacted, counts = redact(text, "python")
+    assert counts == {"password_assignment": 1} and redacted.startswith("İ" * 5) and "<PASSWORD>" in redacted
