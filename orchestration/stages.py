@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from orchestration.source_stages import SOURCE_COMMANDS
 from orchestration.stage import (
     Check,
     CheckRun,
@@ -543,11 +544,19 @@ DECONTAMINATE_STAGE = Stage(
 
 
 def _mix(run: StageRun) -> Outcome:
-    result = mix.mix_documents(run.input(), run.config)
+    # Source stages (notebooks, commits, issues) named in `code_mix.sources` join the code files.
+    sources = {name: run.read(name) for name in sorted(run.config.sources)}
+    result = mix.mix_documents(run.input(), run.config, sources=sources)
+    rows_in = run.count(run.stage.upstream[0]) + sum(run.count(name) for name in sources)
     return Outcome(
         result.kept,
         result.rejected,
-        manifest={"mix_caps_bytes": result.caps, "mix_cutoffs": result.cutoffs},
+        rows_in=rows_in,
+        manifest={
+            "mix_caps_bytes": result.caps,
+            "mix_cutoffs": result.cutoffs,
+            "mix_sources": {name: float(run.config.sources[name]) for name in sources},
+        },
         result=result,
     )
 
@@ -579,12 +588,14 @@ def _mix_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> Re
 MIX_STAGE = Stage(
     name=mix.STAGE,
     description=(
-        "decontaminated_code re-weighted by language: per-language downsampling (OpenCoder's Java and "
+        "decontaminated_code, plus the shares of the source stages (notebooks, commits, issues) named in "
+        "`code_mix.sources`, re-weighted by language: per-language downsampling (OpenCoder's Java and "
         "HTML) and byte caps (StarCoder's JSON/YAML and CSS) scaled by the recipe, decided per file by "
         "a hash of its doc_id. Carries the before/after plot and the whole code funnel."
     ),
     run=_mix,
-    upstream=(decontaminate.STAGE,),
+    # The source stages are read only when `code_mix.sources` names them (never by `codecook mix`).
+    upstream=(decontaminate.STAGE, *mix.SOURCE_STAGES),
     section="code_mix",
     config=mix.MixConfig,
     params=lambda run: {"mix_scale": run.config.scale, "mix_seed": run.config.seed},
@@ -683,5 +694,6 @@ COMMANDS: dict[str, Command] = {
             help="Re-weight languages: downsampling and byte caps (DIR/data/code_mix).",
             stages=(MIX_STAGE,),
         ),
+        *SOURCE_COMMANDS,
     )
 }

@@ -14,6 +14,11 @@ Which files go is decided by one number per file, `unit = drop_unit(doc_id, "cod
 
 The same doc_id keeps the same fate on every run and machine, and lowering p or C only removes
 files (a file dropped at p = 0.5 is also dropped at p = 0.3).
+
+StarCoder's other sources join here too: `sources` maps a source stage (notebooks, commits,
+issues; `SOURCE_STAGES`) to the share of its documents mixed in, drawn the same way per doc_id
+(salted with the stage name); a source not named is not mixed in. The language targets then apply
+to code files and source documents alike.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from quality.recipe import RecipeError, config_from_dict
-from quality.schema import REJECT_COLUMNS
+from quality.schema import REJECT_COLUMNS, reject_rows
 
 STAGE = "code_mix"
 GIB = 1024**3
+# Source stages that may be mixed in (orchestration.source_stages declares them).
+SOURCE_STAGES = ("notebooks_clean", "git_commits", "gh_issues")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +75,20 @@ class MixConfig:
     """Multiplier of every `max_bytes` (1 for full-size data; the demo recipe uses a small one)."""
     seed: int = 0
     """Seed of the per-file draw; another seed keeps another (equally sized) subset."""
+    sources: dict[str, float] = field(default_factory=dict)
+    """Source stage (one of SOURCE_STAGES) -> share of its documents mixed in, in [0, 1]; a source
+    not named is not read (StarCoder's notebooks, commits and issues beside the code files)."""
 
     def language_targets(self) -> dict[str, LanguageTarget]:
         if self.scale <= 0:
             raise RecipeError(f"code_mix.scale must be > 0, got {self.scale}")
+        for name, share in self.sources.items():
+            if name not in SOURCE_STAGES:
+                raise RecipeError(
+                    f"code_mix.sources.{name}: not a source stage; known: {', '.join(SOURCE_STAGES)}"
+                )
+            if not 0.0 <= float(share) <= 1.0:
+                raise RecipeError(f"code_mix.sources.{name}: share must lie in [0, 1], got {share}")
         return {
             lang.lower(): config_from_dict(LanguageTarget, spec, f"code_mix.targets.{lang}")
             for lang, spec in sorted(self.targets.items())
@@ -111,9 +128,46 @@ class Mix:
     caps: dict[str, int]
 
 
-def mix_documents(documents: DataFrame, config: MixConfig) -> Mix:
-    """Apply the targets: kept documents (unchanged columns) and reject rows saying which target."""
+def source_unit_column(doc_id: Column, seed: int, source: str) -> Column:
+    """A source document's draw in [0, 1), salted with its stage so sources draw independently."""
+    return mix_unit_column(F.concat(F.lit(f"{source}:"), doc_id), seed)
+
+
+def mix_in_sources(
+    documents: DataFrame, sources: dict[str, DataFrame], config: MixConfig
+) -> tuple[DataFrame, DataFrame | None]:
+    """`documents` with each source's share of documents added (columns unioned by name), and the
+    reject rows (`mix_source_share`) of the source documents left out; None without sources."""
+    rejected = None
+    for name, frame in sorted(sources.items()):
+        share = float(config.sources[name])
+        drawn = frame.withColumn("_unit", source_unit_column(F.col("doc_id"), config.seed, name))
+        documents = documents.unionByName(
+            drawn.filter(F.col("_unit") < share).drop("_unit"), allowMissingColumns=True
+        )
+        left_out = reject_rows(
+            drawn.filter(F.col("_unit") >= share),
+            STAGE,
+            "mix_source_share",
+            F.concat(
+                F.lit(f"{name}: keep a share of {share:g} of documents (draw "),
+                F.round("_unit", 4).cast("string"),
+                F.lit(")"),
+            ),
+        )
+        rejected = left_out if rejected is None else rejected.unionByName(left_out)
+    return documents, rejected
+
+
+def mix_documents(
+    documents: DataFrame, config: MixConfig, sources: dict[str, DataFrame] | None = None
+) -> Mix:
+    """Apply the targets: kept documents (unchanged columns) and reject rows saying which target.
+    `sources` (stage name -> documents) are mixed in first by `config.sources` shares."""
     targets = config.language_targets()
+    source_rejects = None
+    if sources:
+        documents, source_rejects = mix_in_sources(documents, sources, config)
     before = language_totals(documents)
     with_unit = documents.withColumn("_unit", mix_unit_column(F.col("doc_id"), config.seed)).withColumn(
         "_lang", F.lower(F.col("lang"))
@@ -184,7 +238,10 @@ def mix_documents(documents: DataFrame, config: MixConfig) -> Mix:
         F.lit(None).cast("string").alias("cluster_id"),
         F.lit(None).cast("string").alias("kept_doc_id"),
     )
-    return Mix(kept, rejected.select(*REJECT_COLUMNS), before, cutoffs, {k: int(v) for k, v in caps.items()})
+    rejected = rejected.select(*REJECT_COLUMNS)
+    if source_rejects is not None:
+        rejected = rejected.unionByName(source_rejects.select(*REJECT_COLUMNS))
+    return Mix(kept, rejected, before, cutoffs, {k: int(v) for k, v in caps.items()})
 
 
 def plot_mix(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], top: int = 20):

@@ -41,14 +41,15 @@ import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 
+from contracts.doc_formats import MARKERS, split_markers
 from contracts.storage import MANIFEST, publish_folder, write_json_atomic
 from training import fim
 from training.config import MixConfig, TokenizerConfig
 from training.evaluation.fim import is_held_out
-from training.tokenizer import EOS, FIM_PAD, file_sha256, special_ids
+from training.tokenizer import EOS, FIM_PAD, file_sha256, marker_ids, special_ids
 
 INDEX = "index.json"
-READ_COLUMNS = ("doc_id", "content", "repo", "path", "stars", "lang", "size_bytes")
+READ_COLUMNS = ("doc_id", "content", "repo", "path", "stars", "lang", "size_bytes", "doc_format")
 
 
 class ShardInputError(RuntimeError):
@@ -250,6 +251,9 @@ class ShardStats:
     reponame_prefixes: int = 0
     filename_prefixes: int = 0
     stars_prefixes: int = 0
+    structured_samples: int = 0
+    """Samples of a structured format (notebook chain, commit, issue): markers as special tokens,
+    no FIM and no metadata header (a cut could land inside the structure)."""
     content_bytes: int = 0
     tokens: int = 0
     padding_tokens: int = 0
@@ -272,6 +276,15 @@ class SampleEncoder:
         self.eos = ids[EOS]
         self.pad = ids[FIM_PAD]
         self.settings = settings
+        self.markers = marker_ids(tokenizer)
+
+    def structured_pieces(self, content: str, doc_format: str) -> list[int | str]:
+        """A structured document's pieces: its format's markers as their ids, the rest as text."""
+        markers = set(MARKERS[doc_format])
+        missing = markers - set(self.markers)
+        if missing:
+            raise KeyError(f"tokenizer has no {sorted(missing)} for {doc_format} documents")
+        return [self.markers[p] if p in markers else p for p in split_markers(content, doc_format)]
 
     def encode_rows(self, rows: dict[str, list], weight: float, stage: str, stats: ShardStats) -> list[int]:
         """Token ids of every sample the rows give (after the language filter and the weight)."""
@@ -298,6 +311,13 @@ class SampleEncoder:
             stats.content_bytes += repeats * (
                 size if size is not None else len(content.encode("utf-8", "surrogatepass"))
             )
+            doc_format = rows["doc_format"][position]
+            if doc_format and MARKERS.get(doc_format):
+                pieces = self.structured_pieces(content, doc_format)
+                stats.samples += repeats
+                stats.structured_samples += repeats
+                samples.extend(list(pieces) for _ in range(repeats))
+                continue
             for repeat in range(repeats):
                 choice = fim.draw(
                     seed=settings.seed,
@@ -457,7 +477,7 @@ def _set_manifest(results, stages, settings, dtype, vocab_size, tokenizer_path, 
         "documents_in", "held_out_docs", "documents_excluded_language", "documents_dropped_by_weight",
         "documents_used",
         "samples", "fim_samples", "spm_samples", "reponame_prefixes", "filename_prefixes", "stars_prefixes",
-        "content_bytes", "tokens", "padding_tokens", "rows",
+        "structured_samples", "content_bytes", "tokens", "padding_tokens", "rows",
     )}  # fmt: skip
     by_stage: dict[str, int] = {}
     for s in results:

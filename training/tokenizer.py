@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from contracts.doc_formats import ALL_MARKERS
+
 EOS = "<|endoftext|>"
 FIM_PREFIX = "<fim_prefix>"
 FIM_MIDDLE = "<fim_middle>"
@@ -130,7 +132,9 @@ def pretrained_tokenizer(source: str) -> Tokenizer:
     else:
         tokenizer = Tokenizer.from_file(str(Path(source) / "tokenizer.json"))
     vocab = tokenizer.get_vocab()
-    missing = [token for token in REQUIRED_TOKENS if token not in vocab]
+    # The structured sources' markers too (notebooks, commits, issues), so their documents are
+    # tokenized with one id per marker on a base model's vocabulary as well.
+    missing = [token for token in (*REQUIRED_TOKENS, *ALL_MARKERS) if token not in vocab]
     if missing:
         tokenizer.add_special_tokens(missing)
     return tokenizer
@@ -150,6 +154,12 @@ def pretrained_chat_template(source: str) -> str | None:
     if not config.is_file():
         return None
     return json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+
+
+def marker_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """Ids of the structured formats' markers (contracts.doc_formats) the tokenizer has."""
+    found = {marker: tokenizer.token_to_id(marker) for marker in ALL_MARKERS}
+    return {marker: token_id for marker, token_id in found.items() if token_id is not None}
 
 
 def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
