@@ -41,6 +41,7 @@ from orchestration.stage import (
     run_stage,
     summary_line,
 )
+from quality.progress import SparkProgress
 from quality.storage import StagePaths, read_manifest, read_stage
 
 __all__ = ["GROUP_DATA", "GROUP_EVAL", "GROUP_MODEL", "GROUP_WEB", "OWNER"]
@@ -233,7 +234,9 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
                     active,
                     extra={"stage_key": key, "reused": True, "reused_from": found["computed_by"]},
                 )
-            manifest, report = run_stage(run, recipe_hash=loaded.hash)
+            # Spark's console bar reaches no one watching the run: tasks, rate and ETA go to the run log.
+            with SparkProgress(session, stage.name, context.log.info):
+                manifest, report = run_stage(run, recipe_hash=loaded.hash)
             if keyed:
                 store.publish(stage.name, key, run.paths, {"computed_by": layout.root, **made_of})
                 report.metadata.update({"stage_key": key, "reused": False})

@@ -188,6 +188,7 @@ def evaluate_code_benchmark(
         timeout_s=bench.timeout_s,
         prompt_style=bench.prompt_style,
         sandbox_workers=config.sandbox_workers,
+        report=context.log.info,
     )
     rows = [asdict(r) for r in results]
     scores = {k: v for k, v in summary.items() if k.startswith("pass@")}
@@ -326,7 +327,9 @@ def eval_fim(
         f"in {config.fim.source_stage}"
     )
     backend = load_backend(checkpoint, config)
-    rows, summary = evaluate_fim(backend, examples, config.fim, batch_size=config.generation.batch_size)
+    rows, summary = evaluate_fim(
+        backend, examples, config.fim, batch_size=config.generation.batch_size, report=context.log.info
+    )
     metrics = {f"fim.{k}": v for k, v in summary.items() if isinstance(v, float)}
     uri = tracking_uri(checkpoint, loaded, layout, mlflow)
     with training_run(uri, checkpoint["mlflow_run_id"]) as run:

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from contracts.progress import format_duration
 from training.config import RunConfig, TrainConfig, dump_run_config, flatten, to_dict
+from training.instruct.sft import open_loss_masks
 from training.model import LlamaLM, flops_per_token, parameter_counts
 from training.schedule import Schedule
 from training.shards import ShardReader
@@ -298,8 +300,10 @@ def train(
     anneal_dir = stage_input(config.data.anneal_shards, cache)
     tokenizer_dir = stage_input(config.data.tokenizer_dir, cache)
     reader = ShardReader(train_dir)
+    # SFT shard sets (training.instruct.sft) carry a loss mask: only response tokens are targets.
+    masks = open_loss_masks(train_dir)
     schedule = make_schedule(train_config)
-    anneal_reader = None
+    anneal_reader = anneal_masks = None
     if (
         anneal_dir
         and train_config.anneal
@@ -307,6 +311,11 @@ def train(
         and Path(anneal_dir, "_manifest.json").exists()
     ):
         anneal_reader = ShardReader(anneal_dir)
+        anneal_masks = open_loss_masks(anneal_dir)
+        if (anneal_masks is None) != (masks is None):
+            raise ValueError(
+                "the main and the anneal shards must both be SFT sets (with loss masks) or neither"
+            )
         if anneal_reader.row_len != reader.row_len:
             raise ValueError("anneal shards were packed to a different sequence length than the main shards")
     seq_len = reader.row_len - 1
@@ -383,12 +392,16 @@ def train(
         counter = (
             ((step - first) * train_config.grad_accum + micro) * world + accelerator.process_index
         ) * batch
-        rows = source.rows(
-            batch_indices(counter=counter, batch_size=batch, num_rows=len(source), seed=train_config.seed)
+        indices = batch_indices(
+            counter=counter, batch_size=batch, num_rows=len(source), seed=train_config.seed
         )
-        rows = torch.from_numpy(rows)
+        rows = torch.from_numpy(source.rows(indices))
         inputs, targets = rows[:, :-1], rows[:, 1:].clone()
         targets[targets == source.pad_id] = -100  # packing pad: no loss
+        loss_masks = anneal_masks if use_anneal else masks
+        if loss_masks is not None:
+            # SFT: prompt turns and padding are context, never targets.
+            targets[torch.from_numpy(loss_masks.rows(indices)[:, 1:]) == 0] = -100
         return inputs.to(device), targets.to(device), ("anneal" if use_anneal else "main")
 
     model.train()
@@ -403,6 +416,8 @@ def train(
         if stop_after_steps is None
         else min(train_config.steps, start_step + stop_after_steps)
     )
+    # Wall time of this session's steps (checkpoints included): the ETA of the step lines.
+    session_started = time.perf_counter()
     while step < stop_at:
         started = time.perf_counter()
         cpu_started = time.process_time()
@@ -464,9 +479,11 @@ def train(
                 },
                 step,
             )
+            per_step = (time.perf_counter() - session_started) / (step - start_step)
             reporter.log(
                 f"step {step}/{train_config.steps} loss {window_loss / window_steps:.4f} lr {lr:.2e} "
-                f"{tokens_per_s:,.0f} tok/s MFU {mfu:.2%} [{schedule.phase(step - 1)}, {mix} mix]"
+                f"{tokens_per_s:,.0f} tok/s MFU {mfu:.2%} [{schedule.phase(step - 1)}, {mix} mix] "
+                f"{1 / per_step:.2f} steps/s ETA {format_duration(per_step * (stop_at - step))}"
             )
             window_tokens, window_time, window_steps, window_loss = 0, 0.0, 0, 0.0
         if step % train_config.checkpoint_every == 0 or step == stop_at:

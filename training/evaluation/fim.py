@@ -15,11 +15,12 @@ averaged over files, per mode.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from contracts.progress import DEFAULT_EVERY_SECONDS, Progress
 from training.evaluation.config import FimEvalConfig
 from training.evaluation.generation import GenerationConfig
 from training.evaluation.metrics import edit_similarity
@@ -160,9 +161,16 @@ def fit_to_context(example: FimExample, tokenizer: Any, budget: int) -> FimExamp
 
 
 def evaluate_fim(
-    backend: Any, examples: Sequence[FimExample], config: FimEvalConfig, batch_size: int = 8
+    backend: Any,
+    examples: Sequence[FimExample],
+    config: FimEvalConfig,
+    batch_size: int = 8,
+    report: Callable[[str], None] | None = None,
+    report_every: float = DEFAULT_EVERY_SECONDS,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Generate the middle of every example in every mode; per-example rows and per-mode scores."""
+    """Generate the middle of every example in every mode; per-example rows and per-mode scores.
+    `report`, when given, gets a progress line (examples done, rate, ETA) every `report_every`
+    seconds per mode."""
     if not examples:
         raise ValueError("no FIM examples: the source stage has no held-out files of the wanted languages")
     tokenizer = getattr(backend, "tokenizer", None)
@@ -176,7 +184,13 @@ def evaluate_fim(
     summary: dict[str, Any] = {"examples": len(examples), "modes": list(config.modes)}
     for mode in config.modes:
         prompts = [fim_prompt(e, mode) for e in examples]
-        outputs = backend.generate(prompts, [("\n",)] * len(prompts), generation)
+        if report is None:
+            outputs = backend.generate(prompts, [("\n",)] * len(prompts), generation)
+        else:
+            with Progress(
+                f"fim/{mode}: generated", total=len(prompts), unit="examples", log=report, every=report_every
+            ) as progress:
+                outputs = backend.generate(prompts, [("\n",)] * len(prompts), generation, progress.callback())
         exact, similarity = [], []
         for example, texts in zip(examples, outputs, strict=True):
             predicted = texts[0]

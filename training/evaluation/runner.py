@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from contracts.progress import DEFAULT_EVERY_SECONDS, Progress, format_duration
 from training.evaluation.execution import SampleResult, execute_samples, summarize, write_results
 from training.evaluation.generation import CODE_BLOCK_END, Backend, GenerationConfig, extract_code
 from training.evaluation.problems import Problem, load_benchmark, select
@@ -76,21 +77,22 @@ def run_benchmark(
     sandbox: Sandbox | None = None,
     sandbox_workers: int = 0,
     out_dir: str | Path | None = None,
-    log_every: int = 8,
+    report: Callable[[str], None] | None = None,
+    report_every: float = DEFAULT_EVERY_SECONDS,
 ) -> tuple[list[SampleResult], dict[str, Any]]:
     """Generate, execute and summarize one benchmark; writes results.jsonl and summary.json to
-    `out_dir` when given. The summary records timings and the sandbox's isolation report."""
+    `out_dir` when given. The summary records timings and the sandbox's isolation report.
+    `report` gets a progress line (prompts done, rate, ETA) every `report_every` seconds while
+    the model generates (default: this module's logger)."""
     problems = select(load_benchmark(benchmark), limit)
+    report = report or log.info
     started = time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % log_every == 0:
-            log.info(
-                "%s: generated %d/%d prompts (%.0fs)", benchmark, done, total, time.monotonic() - started
-            )
-
-    samples = generate_samples(backend, problems, generation, prompt_style, progress)
+    with Progress(
+        f"{benchmark}: generated", total=len(problems), unit="prompts", log=report, every=report_every
+    ) as progress:
+        samples = generate_samples(backend, problems, generation, prompt_style, progress.callback())
     generated = time.monotonic()
+    report(f"{benchmark}: executing {len(samples)} programs in the sandbox")
     own_sandbox = sandbox is None
     box = sandbox or Sandbox(SandboxConfig(timeout_s=timeout_s, workers=sandbox_workers))
     try:
@@ -100,6 +102,10 @@ def run_benchmark(
         if own_sandbox:
             box.close()
     executed = time.monotonic()
+    report(
+        f"{benchmark}: executed {len(results)} programs in {format_duration(executed - generated)}, "
+        f"{sum(r.passed for r in results)} passed"
+    )
     summary = {
         "benchmark": benchmark,
         "backend": backend.name,
