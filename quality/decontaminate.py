@@ -193,15 +193,19 @@ _SHAPE_TEST_KINDS = frozenset({"function", "solution"})
 # ---- code shapes ------------------------------------------------------------------------------
 # Python-like tokens: strings (any quoting, prefixes, triple quotes) and comments first, so their
 # contents never become tokens; then names, numbers, operators. Every alternative is linear.
+# The most common tokens first, leading white space consumed in the same attempt (the token is
+# the group): `re` then spends one attempt per token instead of one per character. Callers strip
+# trailing white space, which would otherwise be re-scanned from every one of its positions.
 _SHAPE_TOKEN = re.compile(
     r"""
-    (?P<string>[rRbBuUfF]{0,2}(?:\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*'''
-        |"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'))
-    |(?P<comment>\#[^\n]*)
-    |(?P<name>[^\W\d]\w*)
-    |(?P<number>\d[\w.]*)
-    |(?P<op>\*\*=?|//=?|->|<<=?|>>=?|[-+*/%&|^<>!=:@]=|\S)
-    """,
+    \s*(
+    (?![rRbBuUfF]{1,2}["'])[^\W\d]\w*
+    |\d[\w.]*
+    |[rRbBuUfF]{0,2}(?:\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*'''
+        |"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+    |\#[^\n]*
+    |\*\*=?|//=?|->|<<=?|>>=?|[-+*/%&|^<>!=:@]=|\S
+    )""",
     re.VERBOSE,
 )
 # Names that carry meaning in any program and are kept as themselves; every other name is a
@@ -222,31 +226,33 @@ def _literal_token(literal: str) -> str:
     return "<str " + body[1:-1] + ">"
 
 
+def _classify(raw: str) -> tuple[str, bool] | None:
+    """(shape token, is a variable) of one raw token, None for a comment. A name is a variable
+    unless it is a keyword, a builtin or a typing name (attributes are handled by the caller)."""
+    first = raw[0]
+    if first == "#":
+        return None
+    if raw[-1] in "'\"" and (first in "'\"" or first in "rRbBuUfF"):
+        # A short one-line literal (a regex, a separator, a format) is part of what the code
+        # does and survives renaming; docstrings and long text are folded to one token.
+        short = len(raw) <= _SHORT_LITERAL and "\n" not in raw and not raw.endswith(('"""', "'''"))
+        return (_literal_token(raw) if short else _STRING), False
+    if first.isalpha() or first == "_":
+        return raw, raw not in _KEPT_NAMES
+    return raw, False
+
+
 def shape_tokens(code: str) -> list[tuple[str, bool]]:
     """(token, is_variable) for `code`: strings folded to one token, comments dropped; a name is a
     variable unless it is a keyword, a builtin, a typing name or an attribute (after `.`)."""
     tokens: list[tuple[str, bool]] = []
     after_dot = False
-    for match in _SHAPE_TOKEN.finditer(code):
-        kind = match.lastgroup
-        if kind == "comment":
+    for raw in _SHAPE_TOKEN.findall(code.rstrip()):
+        classified = _classify(raw)
+        if classified is None:
             continue
-        if kind == "string":
-            # A short one-line literal (a regex, a separator, a format) is part of what the code
-            # does and survives renaming; docstrings and long text are folded to one token.
-            literal = match.group()
-            short = (
-                len(literal) <= _SHORT_LITERAL
-                and "\n" not in literal
-                and not literal.endswith(('"""', "'''"))
-            )
-            tokens.append((_literal_token(literal) if short else _STRING, False))
-        elif kind == "name":
-            name = match.group()
-            tokens.append((name, not after_dot and name not in _KEPT_NAMES))
-        else:
-            tokens.append((match.group(), False))
-        after_dot = match.group() == "."
+        tokens.append((classified[0], classified[1] and not after_dot))
+        after_dot = raw == "."
     return tokens
 
 
@@ -265,23 +271,45 @@ class ShapeIndex:
         self.counts: dict[int, int] = {}
 
     def _codes(self, code: str, grow: bool) -> tuple[list[int], list[int]]:
-        """(skeleton codes, distance back to each variable's previous occurrence or 0)."""
+        """(skeleton codes, distance back to each variable's previous occurrence or 0).
+
+        `shape_tokens` inlined, with each distinct raw token classified once per document (the
+        tokenizer is most of the cost of the shape test)."""
         skeleton: list[int] = []
         distances: list[int] = []
         last_seen: dict[str, int] = {}
         vocabulary = self.vocabulary
-        for position, (token, variable) in enumerate(shape_tokens(code)):
-            if variable:
-                skeleton.append(_IDENT)
-                previous = last_seen.get(token)
-                distances.append(position - previous if previous is not None else 0)
-                last_seen[token] = position
+
+        def code_of(token: str) -> int:
+            if grow:
+                return vocabulary.setdefault(token, len(vocabulary))
+            return vocabulary.get(token, _UNKNOWN)
+
+        cache: dict[str, int | None] = {}  # raw token -> vocabulary code, _IDENT, None (comment)
+        after_dot = False
+        position = 0
+        for raw in _SHAPE_TOKEN.findall(code.rstrip()):
+            if raw in cache:
+                value = cache[raw]
             else:
-                if grow:
-                    skeleton.append(vocabulary.setdefault(token, len(vocabulary)))
-                else:
-                    skeleton.append(vocabulary.get(token, _UNKNOWN))
+                classified = _classify(raw)
+                value = None if classified is None else _IDENT if classified[1] else code_of(classified[0])
+                cache[raw] = value
+            if value is None:
+                continue
+            if value != _IDENT:
+                skeleton.append(value)
                 distances.append(0)
+            elif after_dot:  # an attribute: kept as itself
+                skeleton.append(code_of(raw))
+                distances.append(0)
+            else:
+                skeleton.append(_IDENT)
+                previous = last_seen.get(raw)
+                distances.append(position - previous if previous is not None else 0)
+                last_seen[raw] = position
+            after_dot = raw == "."
+            position += 1
         return skeleton, distances
 
     def tokens_of(self, code: str) -> int:

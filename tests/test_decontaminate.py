@@ -183,9 +183,10 @@ def test_no_false_positive_on_standard_library_modules():
         bytes(range(256)).decode("latin-1") * 4000,  # binary-looking text
         '"""' + "a" * 200_000,  # unterminated docstring
         "(" * 50_000 + ")" * 50_000,  # deeply nested
+        "x = 1" + " " * 300_000,  # a long white-space tail
         "'''x''' \"\"\" " * 20_000,  # many quotes, half of them unterminated
     ],
-    ids=["huge_line", "binary", "open_docstring", "nested", "quotes"],
+    ids=["huge_line", "binary", "open_docstring", "nested", "space_tail", "quotes"],
 )
 def test_bad_input_gets_a_verdict_without_crashing(text):
     assert _checker().check(text) is None
