@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets._stage import GROUP_MODEL, OWNER, as_json, markdown_table, reuse_key, stage_store
+from contracts.progress import Progress
 from orchestration.resources import MLflowResource, RecipeResource, StorageResource
 from quality.recipe import Recipe
 from quality.storage import StorageLayout, write_json_atomic
@@ -36,6 +37,13 @@ TOKENIZER, SHARDS, CHECKPOINT = "tokenizer", "token_shards", "checkpoint"
 # may name others (they are read the same way), these are the declared upstream assets.
 DEFAULT_INPUTS = ("code_mix", "code_web_pages")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def counted_bytes(texts, progress: Progress):
+    """The texts, unchanged, with their UTF-8 bytes counted into `progress` as they are consumed."""
+    for text in texts:
+        progress.advance(len(text.encode("utf-8", "surrogatepass")))
+        yield text
 
 
 def tokenizer_config(recipe: Recipe) -> TokenizerConfig:
@@ -141,11 +149,19 @@ def tokenizer(
         if config.from_pretrained:
             bpe = pretrained_tokenizer(config.from_pretrained)
         else:
-            bpe = train_bpe(
-                iter_texts(stages, config.train_sample_bytes, holdout_fraction=config.holdout_fraction),
-                vocab_size=config.vocab_size,
-                min_frequency=config.min_frequency,
-            )
+            texts = iter_texts(stages, config.train_sample_bytes, holdout_fraction=config.holdout_fraction)
+            # No total: train_sample_bytes is a cap the inputs may not reach, so a share or an ETA
+            # against it would mislead. The ticker goes on while the merges are computed.
+            with Progress(
+                "tokenizer: BPE sample read",
+                unit="bytes",
+                log=context.log.info,
+            ) as progress:
+                bpe = train_bpe(
+                    counted_bytes(texts, progress),
+                    vocab_size=config.vocab_size,
+                    min_frequency=config.min_frequency,
+                )
         staging = Path(f"{target}.tmp-{context.run_id[:8]}")
         shutil.rmtree(staging, ignore_errors=True)
         template = pretrained_chat_template(config.from_pretrained) if config.from_pretrained else None

@@ -31,7 +31,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +44,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from contracts.doc_formats import MARKERS, split_markers
+from contracts.progress import DEFAULT_EVERY_SECONDS, Progress
 from contracts.storage import MANIFEST, publish_folder, write_json_atomic
 from training import fim
 from training.config import MixConfig, TokenizerConfig
@@ -413,8 +416,11 @@ def build_shard_set(
     workers: int = 0,
     mix_name: str = "main",
     extra: dict[str, Any] | None = None,
+    report: Callable[[str], None] | None = None,
+    report_every: float = DEFAULT_EVERY_SECONDS,
 ) -> dict[str, Any]:
-    """Build every shard of one mix into `target_dir` atomically; returns the set's manifest."""
+    """Build every shard of one mix into `target_dir` atomically; returns the set's manifest.
+    `report`, when given, gets a line (shards done, rate, ETA) every `report_every` seconds."""
     tokenizer_path = Path(tokenizer_dir) / "tokenizer.json"
     tokenizer_json = tokenizer_path.read_text(encoding="utf-8")
     from tokenizers import Tokenizer
@@ -433,19 +439,40 @@ def build_shard_set(
         else tempfile.mkdtemp(prefix="codecook-shards-")
     )
     Path(build_dir).mkdir(parents=True, exist_ok=True)
+    progress = (
+        Progress(
+            f"token_shards/{mix_name}: tokenized",
+            total=len(tasks),
+            unit="shards",
+            log=report,
+            every=report_every,
+        )
+        if report is not None
+        else None
+    )
     try:
-        if workers == 1:
-            results = [build_shard(t, tokenizer_json, settings, build_dir, dtype.str) for t in tasks]
-        else:
-            # spawn, not fork: the parent may already run the tokenizer's threads, which fork breaks.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_worker_init, initargs=(True,)
-            ) as pool:
-                futures = [
-                    pool.submit(build_shard, t, tokenizer_json, settings, build_dir, dtype.str) for t in tasks
-                ]
-                results = [f.result() for f in futures]
+        with progress or nullcontext():
+            if workers == 1:
+                results = []
+                for task in tasks:
+                    results.append(build_shard(task, tokenizer_json, settings, build_dir, dtype.str))
+                    if progress is not None:
+                        progress.advance()
+            else:
+                # spawn, not fork: the parent may already run the tokenizer's threads, which fork breaks.
+                context = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(
+                    workers, mp_context=context, initializer=_worker_init, initargs=(True,)
+                ) as pool:
+                    futures = [
+                        pool.submit(build_shard, t, tokenizer_json, settings, build_dir, dtype.str)
+                        for t in tasks
+                    ]
+                    for finished in as_completed(futures):
+                        finished.result()  # a failed shard fails the set now, not after the rest
+                        if progress is not None:
+                            progress.advance()
+                    results = [f.result() for f in futures]  # in task order
         first_row = 0
         for stats in results:
             stats.first_row = first_row
@@ -548,6 +575,7 @@ def write_token_shards(
             workers=config.workers,
             mix_name=name,
             extra={"inputs_missing": missing},
+            report=log,
         )
         log(
             f"token_shards/{name}: {manifest['documents_used']} documents, {manifest['tokens']} tokens, "
