@@ -9,6 +9,7 @@ import dagster as dg
 import assets
 from orchestration.ablation_job import ablate_job
 from orchestration.automation import data_automation_sensor
+from orchestration.executor import step_executor
 from orchestration.jobs import demo_job, refresh_data_job, source_folder_sensor, weekly_refresh_schedule
 from orchestration.resources import default_resources
 
@@ -19,4 +20,5 @@ defs = dg.Definitions(
     schedules=[weekly_refresh_schedule],
     sensors=[source_folder_sensor, data_automation_sensor],
     resources=default_resources(),
+    executor=step_executor,
 )
