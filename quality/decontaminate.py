@@ -270,14 +270,11 @@ class ShapeIndex:
         self.owners: dict[tuple[int, ...], list[int]] = defaultdict(list)
         self.counts: dict[int, int] = {}
 
-    def _codes(self, code: str, grow: bool) -> tuple[list[int], list[int]]:
-        """(skeleton codes, distance back to each variable's previous occurrence or 0).
+    def _codes(self, code: str, grow: bool) -> tuple[list[int], list[str]]:
+        """(skeleton codes, raw tokens) of `code`, comments dropped.
 
-        `shape_tokens` inlined, with each distinct raw token classified once per document (the
-        tokenizer is most of the cost of the shape test)."""
-        skeleton: list[int] = []
-        distances: list[int] = []
-        last_seen: dict[str, int] = {}
+        Built with C-level passes only (one `findall`, each distinct token classified once, list
+        comprehensions): the tokenizer is most of the cost of the shape test."""
         vocabulary = self.vocabulary
 
         def code_of(token: str) -> int:
@@ -285,61 +282,61 @@ class ShapeIndex:
                 return vocabulary.setdefault(token, len(vocabulary))
             return vocabulary.get(token, _UNKNOWN)
 
-        cache: dict[str, int | None] = {}  # raw token -> vocabulary code, _IDENT, None (comment)
-        after_dot = False
-        position = 0
-        for raw in _SHAPE_TOKEN.findall(code.rstrip()):
-            if raw in cache:
-                value = cache[raw]
-            else:
-                classified = _classify(raw)
-                value = None if classified is None else _IDENT if classified[1] else code_of(classified[0])
-                cache[raw] = value
-            if value is None:
-                continue
-            if value != _IDENT:
-                skeleton.append(value)
-                distances.append(0)
-            elif after_dot:  # an attribute: kept as itself
-                skeleton.append(code_of(raw))
-                distances.append(0)
-            else:
-                skeleton.append(_IDENT)
-                previous = last_seen.get(raw)
-                distances.append(position - previous if previous is not None else 0)
-                last_seen[raw] = position
-            after_dot = raw == "."
-            position += 1
-        return skeleton, distances
+        raw = _SHAPE_TOKEN.findall(code.rstrip())
+        values: dict[str, int | None] = {}  # raw token -> vocabulary code, _IDENT, None (comment)
+        for token in dict.fromkeys(raw):  # first-seen order, so a growing vocabulary is deterministic
+            classified = _classify(token)
+            values[token] = (
+                None if classified is None else _IDENT if classified[1] else code_of(classified[0])
+            )
+        tokens = [t for t in raw if values[t] is not None] if None in values.values() else raw
+        skeleton = [values[t] for t in tokens]
+        # A name after "." is an attribute, kept as itself.
+        for position in [i + 1 for i, t in enumerate(tokens) if t == "."]:
+            if position < len(skeleton) and skeleton[position] == _IDENT:
+                skeleton[position] = code_of(tokens[position])
+        return skeleton, tokens  # type: ignore[return-value]
 
     def tokens_of(self, code: str) -> int:
         return len(self._codes(code, grow=False)[0])
 
     def _shapes(
-        self, code: str, grow: bool, codes: tuple[list[int], list[int]] | None = None
+        self, code: str, grow: bool, codes: tuple[list[int], list[str]] | None = None
     ) -> Iterator[tuple[int, tuple[int, ...]]]:
-        """(token position, shape) of every window whose skeleton a benchmark has."""
+        """(token position, shape) of every window whose skeleton a benchmark has; a variable's
+        distance to its previous use is computed within the window, only for the few windows
+        that pass the skeleton lookup."""
         n = self.n
-        skeleton, distances = codes or self._codes(code, grow)
+        skeleton, tokens = codes or self._codes(code, grow)
         skeletons = self.skeletons
-        run_start = 0
-        for position in range(len(skeleton) + 1):
-            if position < len(skeleton) and skeleton[position] != _UNKNOWN:
-                continue
-            for start in range(run_start, position - n + 1):
-                window = tuple(skeleton[start : start + n])
-                if grow:
-                    skeletons.add(window)
-                elif window not in skeletons:
-                    continue
-                yield (
-                    start,
-                    tuple(
-                        code if code != _IDENT else -10 - (distances[j] if distances[j] <= j - start else 0)
-                        for j, code in enumerate(window, start)
-                    ),
-                )
-            run_start = position + 1
+        if grow:
+            located = [(start, tuple(skeleton[start : start + n])) for start in range(len(skeleton) - n + 1)]
+            skeletons.update(window for _, window in located)
+        else:
+            # Only windows free of tokens no benchmark uses can match: the runs between them.
+            starts: list[int] = []
+            previous = -1
+            for stop in [i for i, value in enumerate(skeleton) if value == _UNKNOWN] + [len(skeleton)]:
+                if stop - previous > n:
+                    starts.extend(range(previous + 1, stop - n + 1))
+                previous = stop
+            located = [
+                (start, window)
+                for start in starts
+                if (window := tuple(skeleton[start : start + n])) in skeletons
+            ]
+        for start, window in located:
+            last: dict[str, int] = {}
+            shape = []
+            for offset, value in enumerate(window):
+                if value == _IDENT:
+                    name = tokens[start + offset]
+                    previous = last.get(name)
+                    shape.append(-10 - (offset - previous if previous is not None else 0))
+                    last[name] = offset
+                else:
+                    shape.append(value)
+            yield start, tuple(shape)
 
     def add(self, index: int, code: str) -> int:
         located = list(self._shapes(code, grow=True))
