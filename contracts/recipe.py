@@ -190,6 +190,9 @@ SECTIONS: dict[str, str] = {
     "training": "training.config:TrainConfig",
     "eval": "training.evaluation.config:EvalConfig",
     "ablation": "contracts.recipe:AblationConfig",
+    "seed_functions": "quality.seed_functions:SeedFunctionsConfig",
+    "self_align": "training.instruct.config:SelfAlignConfig",
+    "sft": "training.instruct.config:SFTConfig",
 }
 # Checks that need more than the types (a profile name in an override, a language target), run at
 # load time too: section -> "module:function(config)" raising ValueError/RecipeError.

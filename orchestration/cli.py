@@ -30,6 +30,12 @@ STAGE_COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "orchestration.stages:tokenize_command",
         "training.commands:tokenize_arguments",
     ),
+    "self-align": (
+        "Seed functions (rows with `content`) to execution-verified pairs: instructions, responses "
+        "with their own tests run in the sandbox, DIR/pairs.jsonl (instruction/response/tests).",
+        "orchestration.instruct_stages:self_align_command",
+        None,
+    ),
 }
 # Commands with their own arguments (not the --input/--output stage pattern).
 OTHER_COMMANDS: dict[str, tuple[str, str, str | None]] = {

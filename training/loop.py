@@ -27,6 +27,7 @@ import torch
 
 from contracts.progress import format_duration
 from training.config import RunConfig, TrainConfig, dump_run_config, flatten, to_dict
+from training.instruct.sft import open_loss_masks
 from training.model import LlamaLM, flops_per_token, parameter_counts
 from training.schedule import Schedule
 from training.shards import ShardReader
@@ -299,8 +300,10 @@ def train(
     anneal_dir = stage_input(config.data.anneal_shards, cache)
     tokenizer_dir = stage_input(config.data.tokenizer_dir, cache)
     reader = ShardReader(train_dir)
+    # SFT shard sets (training.instruct.sft) carry a loss mask: only response tokens are targets.
+    masks = open_loss_masks(train_dir)
     schedule = make_schedule(train_config)
-    anneal_reader = None
+    anneal_reader = anneal_masks = None
     if (
         anneal_dir
         and train_config.anneal
@@ -308,6 +311,11 @@ def train(
         and Path(anneal_dir, "_manifest.json").exists()
     ):
         anneal_reader = ShardReader(anneal_dir)
+        anneal_masks = open_loss_masks(anneal_dir)
+        if (anneal_masks is None) != (masks is None):
+            raise ValueError(
+                "the main and the anneal shards must both be SFT sets (with loss masks) or neither"
+            )
         if anneal_reader.row_len != reader.row_len:
             raise ValueError("anneal shards were packed to a different sequence length than the main shards")
     seq_len = reader.row_len - 1
@@ -384,12 +392,16 @@ def train(
         counter = (
             ((step - first) * train_config.grad_accum + micro) * world + accelerator.process_index
         ) * batch
-        rows = source.rows(
-            batch_indices(counter=counter, batch_size=batch, num_rows=len(source), seed=train_config.seed)
+        indices = batch_indices(
+            counter=counter, batch_size=batch, num_rows=len(source), seed=train_config.seed
         )
-        rows = torch.from_numpy(rows)
+        rows = torch.from_numpy(source.rows(indices))
         inputs, targets = rows[:, :-1], rows[:, 1:].clone()
         targets[targets == source.pad_id] = -100  # packing pad: no loss
+        loss_masks = anneal_masks if use_anneal else masks
+        if loss_masks is not None:
+            # SFT: prompt turns and padding are context, never targets.
+            targets[torch.from_numpy(loss_masks.rows(indices)[:, 1:]) == 0] = -100
         return inputs.to(device), targets.to(device), ("anneal" if use_anneal else "main")
 
     model.train()
