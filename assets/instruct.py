@@ -92,8 +92,7 @@ def sft_data(
     storage: StorageResource,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult:
-    from training.instruct.sft import build_sft_sets
-    from training.tokenizer import copy_tokenizer_files
+    from training.instruct.sft import build_sft_sets, sft_tokenizer
 
     loaded, layout = recipe.load(), storage.layout()
     config = sft_config(loaded)
@@ -101,7 +100,7 @@ def sft_data(
     folder = Path(layout.stage(SFT_DATA).data_dir)
     tokenizer_dir = folder / "tokenizer"
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
-    copy_tokenizer_files(base_model_folder(config, layout), tokenizer_dir)
+    sft_tokenizer(base_model_folder(config, layout), tokenizer_dir)
     with mlflow.run(
         context, loaded, layout, **{f"sft.{k}": v for k, v in settings_of(config).items()}
     ) as run:

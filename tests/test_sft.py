@@ -136,3 +136,21 @@ def test_two_stage_sft_trains_on_response_tokens_and_switches_stage(tokenizer_di
     assert [r["mix"] for r in records] == ["main", "anneal"]
     assert all(np.isfinite(r["loss"]) for r in records)
     assert (tmp_path / "run" / "hf" / "tokenizer_config.json").is_file()
+
+
+def test_chat_template_saved_beside_the_config_moves_inside_it(tokenizer_dir, tmp_path):
+    import shutil
+
+    from training.instruct.sft import sft_tokenizer
+
+    model = tmp_path / "model"
+    shutil.copytree(tokenizer_dir, model)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "chat_template.jinja").write_text(config.pop("chat_template"))
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    target = sft_tokenizer(model, tmp_path / "sft")
+    assert json.loads((target / "tokenizer_config.json").read_text())["chat_template"] == CHAT_TEMPLATE
+    assert ChatFormatter(target).encode("Hi.", "Hello.")[1][-1] == 1
+    (model / "chat_template.jinja").unlink()
+    with pytest.raises(ValueError, match="no chat template"):
+        sft_tokenizer(model, tmp_path / "other")

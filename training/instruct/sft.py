@@ -111,6 +111,27 @@ def mixture(
     return examples
 
 
+def sft_tokenizer(model_dir: str | Path, target: str | Path) -> Path:
+    """The model's tokenizer files in `target`, with its chat template inside tokenizer_config.json.
+
+    transformers may save the template beside it (chat_template.jinja), which the training export
+    (`training.tokenizer.copy_tokenizer_files`) does not carry; inside the config it reaches the
+    tuned model's folder, so the tuned model answers chat prompts like the base model."""
+    source, target = Path(model_dir), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    config_path = target / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    if not config.get("chat_template") and (source / "chat_template.jinja").is_file():
+        config["chat_template"] = (source / "chat_template.jinja").read_text(encoding="utf-8")
+    if not config.get("chat_template"):
+        raise ValueError(f"{model_dir}: no chat template (tokenizer_config.json or chat_template.jinja)")
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return target
+
+
 # --------------------------------------------------------------------------------------------------
 # Chat formatting with a loss mask
 
