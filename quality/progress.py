@@ -67,7 +67,7 @@ def progress_line(
         parts.append(
             f"no Spark {noun} running (driver-side work)" if jobs else f"waiting for the first Spark {noun}"
         )
-    parts.append(f"{len(finished)} {noun}s done")
+    parts.append(f"{len(finished)} {'queries' if noun == 'query' else noun + 's'} done")
     summary = (
         f"{tasks_done:,} tasks in {format_duration(elapsed)}, {format_rate(tasks_done, elapsed, 'tasks')}"
     )

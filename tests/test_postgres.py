@@ -85,6 +85,24 @@ def wait_until_serving(process: subprocess.Popen, port: int, log: Path, timeout:
     raise AssertionError(f"dagster-webserver not serving after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
+def asset_node_when_loaded(port: int, name: str, process: subprocess.Popen, log: Path, timeout: float = 120):
+    """The asset node once the webserver has loaded the code location (it loads in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        node = graphql(
+            port,
+            "query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typename "
+            "... on AssetNode { automationCondition { label } } } }",
+            {"key": {"path": [name]}},
+        )["assetNodeOrError"]
+        if node["__typename"] == "AssetNode":
+            return node
+        if process.poll() is not None:
+            raise AssertionError(f"dagster-webserver exited:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+    raise AssertionError(f"code location not loaded after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
 def test_a_run_and_its_mlflow_run_live_in_postgres_and_a_second_webserver_sees_them(
     tmp_path, postgres, monkeypatch
 ):
@@ -133,6 +151,9 @@ def test_a_run_and_its_mlflow_run_live_in_postgres_and_a_second_webserver_sees_t
     result = dg.materialize([raw_code], instance=instance)
     assert result.success
     phase("materialize raw_code")
+    # What Spark did is in the run log, not only on the driver's console (quality.progress).
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(message.startswith("raw_code: Spark ran ") for message in messages), messages
     metadata = result.asset_materializations_for_node("raw_code")[0].metadata
     rows_out = metadata["rows_out"].value
     files = [path for path in source.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
@@ -204,6 +225,17 @@ def test_a_run_and_its_mlflow_run_live_in_postgres_and_a_second_webserver_sees_t
         metadata = {entry["label"]: entry.get("intValue") for entry in asset[0]["metadataEntries"]}
         assert metadata["rows_out"] == rows_out
         phase("graphql")
+        # The webserver's own load of the code location shows the declarative refresh: the
+        # condition on each data asset and the automation sensor (what the UI renders).
+        node = asset_node_when_loaded(port, "raw_code", process, log)
+        assert node["automationCondition"]["label"] == "eager", node
+        sensors = graphql(
+            port,
+            '{ sensorsOrError(repositorySelector: {repositoryLocationName: "orchestration.definitions", '
+            'repositoryName: "__repository__"}) { ... on Sensors { results { name sensorType } } } }',
+        )["sensorsOrError"]["results"]
+        assert {"name": "data_automation", "sensorType": "AUTO_MATERIALIZE"} in sensors, sensors
+        phase("code location")
         print(f"seconds per phase (the server started before): {phases}")
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -112,7 +112,7 @@ def test_spark_connect_progress_messages_make_the_same_line():
         )
         line = progress.line()
         handler([], 0, "op-12345678", True)
-    assert "Spark query op-12345 running (1 stage): 3/8 tasks (38%), 2 running" in line
+    assert "Spark query op-12345 running (1 stage): 3/8 tasks (38%), 2 running; 0 queries done" in line
     assert "27 tasks in " in line and "10.0 MB read" in line and "ETA " in line
     assert lines.lines[-1].startswith("near_dedup: Spark ran 1 queries, 27 tasks in ")
     assert session.handlers == []
