@@ -8,7 +8,7 @@ STAMP := $(VENV)/.codecook-installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test test-fast ui lint env web-docs browser clean
+.PHONY: demo test test-fast ui lint env web-docs syntax-samples browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,11 @@ demo: $(STAMP) web-docs
 browser:
 	bash scripts/install-browser.sh
 
-test: $(STAMP) web-docs browser
+# Debian packages whose Go, Java and TypeScript sources tests/test_syntax.py parses.
+syntax-samples:
+	-@test -x scripts/install-syntax-samples.sh && bash scripts/install-syntax-samples.sh
+
+test: $(STAMP) web-docs syntax-samples browser
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)

@@ -17,7 +17,7 @@ number in [0, 1) from SHA-256 of the three: the same documents go on every run a
 
 A rejected row's `reason` is the first rule that fired in profile order; `detail` names the
 profile and every rule that fired with the signal value and threshold, e.g.
-`profile javascript: long_lines_max: max_line_length=5120 > 1000; alpha_fraction: frac_alpha=0.12 < 0.25`.
+`profile javascript: long_lines_max: max_line_length=5120 > 1000; alpha_fraction: frac_alpha_visible=0.12 < 0.5`.
 
 Two recipe knobs sit beside the profiles, for OpenCoder's ablations (`FilterConfig`): `min_stars`
 (a document-level stars rule, reasons `min_stars` / `stars_unknown`, decided before the profiles)
@@ -107,6 +107,10 @@ class Rule:
     drop_probability: float = 1.0
     only: tuple[str, ...] | None = None
     note: str | None = None
+    # Documentation only (never part of the decision or the fingerprint): the released OpenCoder
+    # signal this rule stands for, and how and why this rule differs from it.
+    opencoder: str | None = None
+    deviation: str | None = None
 
     def condition_holds(self, observed: Any) -> bool:
         if self.op == "is_set":
@@ -151,6 +155,8 @@ class Profile:
     version: int
     languages: tuple[str, ...]
     rules: tuple[Rule, ...]
+    # Released OpenCoder rules this profile does not port, each with the reason (documentation).
+    opencoder_unported: tuple[tuple[str, str], ...] = ()
 
 
 def drop_unit(doc_id: str, rule: str, seed: int) -> float:
@@ -162,7 +168,7 @@ def drop_unit(doc_id: str, rule: str, seed: int) -> float:
 def _parse_rule(name: str, spec: Any, where: str) -> Rule:
     if not isinstance(spec, dict):
         raise RecipeError(f"{where}: rule {name!r} must be a mapping, got {spec!r}")
-    known = set(OPERATORS) | {"signal", "drop_probability", "only", "note"}
+    known = set(OPERATORS) | {"signal", "drop_probability", "only", "note", "opencoder", "deviation"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise RecipeError(f"{where}: rule {name!r} has unknown key(s) {unknown}; known: {sorted(known)}")
@@ -193,7 +199,17 @@ def _parse_rule(name: str, spec: Any, where: str) -> Rule:
     if not 0.0 <= probability <= 1.0:
         raise RecipeError(f"{where}: rule {name!r}: drop_probability must be within [0, 1]")
     only = spec.get("only")
-    return Rule(name, signal, op, value, probability, tuple(only) if only else None, spec.get("note"))
+    return Rule(
+        name,
+        signal,
+        op,
+        value,
+        probability,
+        tuple(only) if only else None,
+        spec.get("note"),
+        spec.get("opencoder"),
+        spec.get("deviation"),
+    )
 
 
 def _merge(base: dict[str, dict], changes: dict[str, Any] | None, where: str) -> dict[str, dict]:
@@ -304,7 +320,17 @@ def load_profiles(config: FilterConfig | None = None) -> ProfileSet:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         name = document.get("name") or path.stem
         unknown = sorted(
-            set(document) - {"name", "version", "extends", "languages", "rules", "disable", "description"}
+            set(document)
+            - {
+                "name",
+                "version",
+                "extends",
+                "languages",
+                "rules",
+                "disable",
+                "description",
+                "opencoder_unported",
+            }
         )
         if unknown:
             raise RecipeError(f"{path.name}: unknown key(s) {unknown}")
@@ -349,7 +375,10 @@ def load_profiles(config: FilterConfig | None = None) -> ProfileSet:
         )
         if not languages:
             raise RecipeError(f"{document['_file']}: a profile must list its languages")
-        profiles[name] = Profile(name, int(document.get("version", 1)), languages, parsed)
+        unported = document.get("opencoder_unported") or {}
+        profiles[name] = Profile(
+            name, int(document.get("version", 1)), languages, parsed, tuple(sorted(unported.items()))
+        )
     return ProfileSet(profiles, seed=config.seed, enabled=config.enabled, min_stars=config.min_stars)
 
 

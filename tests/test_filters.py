@@ -79,7 +79,8 @@ def test_profiles_cover_the_required_languages_and_starcoder_rules():
     } <= names
     rules = {p.name: {r.name: r for r in p.rules} for p in PROFILES.profiles.values()}
     general = rules["general"]
-    assert (general["alpha_fraction"].op, general["alpha_fraction"].value) == ("lt", 0.25)
+    # OpenCoder's released alpha rule: under half of the non-whitespace characters are letters.
+    assert (general["alpha_fraction"].signal, general["alpha_fraction"].value) == ("frac_alpha_visible", 0.5)
     assert (general["long_lines_max"].op, general["long_lines_max"].value) == ("gt", 1000)
     assert (general["long_lines_mean"].op, general["long_lines_mean"].value) == ("gt", 100)
     assert general["xml_header"].signal == "xml_header"
@@ -117,7 +118,11 @@ def test_threshold_change_is_a_config_change_not_a_recompute():
     row = _row(STDLIB / "numbers.py", "python")
     fired, signals = _judge([row])["numbers.py"]
     assert "top_3gram" in fired
-    relaxed = load_profiles(FilterConfig(overrides={"python": {"top_3gram": {"gt": 0.9}, "top_4gram": None}}))
+    relaxed = load_profiles(
+        FilterConfig(
+            overrides={"python": {"top_3gram": {"gt": 0.9}, "top_4gram": None, "py_func_ratio": {"gt": 0.5}}}
+        )
+    )
     assert [r.name for r, _ in relaxed.fired_rules(signals, row["doc_id"], "python")] == []
     assert relaxed.fingerprint() != PROFILES.fingerprint()
 
