@@ -101,7 +101,7 @@ def _notebook_config(run: StageRun) -> notebooks.NotebookConfig:
 
 
 def _notebooks(run: StageRun) -> Outcome:
-    return _outcome(notebooks.ingest_notebooks(run.spark, _notebook_config(run)))
+    return _outcome(notebooks.ingest_notebooks(run.spark, _notebook_config(run), _pii_config(run)))
 
 
 def _notebooks_clean(run: StageRun) -> Outcome:

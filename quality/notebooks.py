@@ -15,7 +15,7 @@ unit. A notebook that cannot be read is one reject row (`too_large`, `invalid_js
   `huge_outputs`.
 
 Both forms: a notebook with neither code nor Markdown is `no_code_or_markdown`, and text that
-already spells a marker is `format_marker_in_text`. The documents then go through the code path's
+already spells a marker is `format_marker_in_text`; PII is redacted as in `redacted_code`. The documents then go through the code path's
 dedup and filters (`notebooks_clean`, `orchestration.source_stages`).
 """
 
@@ -42,6 +42,7 @@ from contracts.doc_formats import (
 )
 from quality.dedup.config import DedupConfig
 from quality.filters import FilterConfig
+from quality.pii import PIIConfig, redact
 from quality.plain import InputError
 from quality.signals import SignalConfig
 from quality.source_docs import (
@@ -219,8 +220,11 @@ def parse_notebook(data: bytes) -> dict[str, Any]:
     return notebook
 
 
-def notebook_documents(source_name: str, shown_path: str, data: bytes, config: NotebookConfig) -> list[dict]:
-    """The candidates of one notebook file: one reject if unreadable, else script + structured."""
+def notebook_documents(
+    source_name: str, shown_path: str, data: bytes, config: NotebookConfig, pii: PIIConfig | None = None
+) -> list[dict]:
+    """The candidates of one notebook file: one reject if unreadable, else script + structured,
+    PII redacted (`quality.pii.redact`, defaults when `pii` is None) as code files are."""
     try:
         notebook = parse_notebook(data)
     except Rejection as rejection:
@@ -273,7 +277,7 @@ def notebook_documents(source_name: str, shown_path: str, data: bytes, config: N
                 document(
                     STAGE,
                     key,
-                    content,
+                    redact(content, lang, pii or PIIConfig())[0],
                     doc_format=doc_format,
                     path=path,
                     lang=lang,
@@ -299,7 +303,7 @@ _UNIT_SCHEMA = T.StructType(
 )
 
 
-def _notebook_file(unit: dict[str, Any], config: NotebookConfig) -> list[dict[str, Any]]:
+def _notebook_file(unit: dict[str, Any], config: NotebookConfig, pii: PIIConfig) -> list[dict[str, Any]]:
     """Spark task body: the candidates of one listed notebook file."""
     shown = unit["shown_path"]
     try:
@@ -319,10 +323,12 @@ def _notebook_file(unit: dict[str, Any], config: NotebookConfig) -> list[dict[st
             data = handle.read()
     except OSError as error:
         return [rejected(STAGE, shown, "unreadable", f"{type(error).__name__}: {error}", path=shown)]
-    return notebook_documents(unit["source_name"], shown, data, config)
+    return notebook_documents(unit["source_name"], shown, data, config, pii)
 
 
-def ingest_notebooks(spark: SparkSession, config: NotebookConfig) -> SourceResult:
+def ingest_notebooks(
+    spark: SparkSession, config: NotebookConfig, pii: PIIConfig | None = None
+) -> SourceResult:
     """Every configured notebook as candidates, split into documents and reject rows."""
     listed = list_notebooks(config)
     units = [{"source_name": n, "file": f, "shown_path": s} for n, f, s in listed]
@@ -330,7 +336,7 @@ def ingest_notebooks(spark: SparkSession, config: NotebookConfig) -> SourceResul
         spark,
         units,
         _UNIT_SCHEMA,
-        lambda unit: _notebook_file(unit, config),
+        lambda unit: _notebook_file(unit, config, pii or PIIConfig()),
         units_per_partition=config.units_per_partition,
     )
     return split_candidates(candidates, STAGE, {"notebook_files": len(units)})

@@ -24,7 +24,6 @@ from quality.gh_issues import (
     anonymise,
     conversation_document,
     event_files,
-    ingest_issues,
     read_events,
 )
 from quality.pii import PIIConfig
@@ -87,33 +86,51 @@ def test_missing_input_is_an_input_error(tmp_path):
         event_files(IssueConfig(paths=(str(tmp_path / "none.jsonl"),)))
 
 
-def test_spark_run_conserves_rows_and_mix_takes_source_shares(spark, tmp_path):
-    from quality.mix import MixConfig, mix_documents, mix_unit
+def test_command_twin_writes_a_conserved_stage_and_mix_takes_source_shares(spark, tmp_path):
+    """`codecook ingest-issues` (its declaration, run in process): a stage whose checks pass; then
+    code_mix's engine mixes a share of the conversations into code files, seeded by doc_id."""
+    import duckdb
+
+    from orchestration.source_stages import SOURCE_COMMANDS, WELL_FORMED
+    from orchestration.stage import CheckRun, config_file_sections, run_stages
+    from quality.expectations import conservation
+    from quality.mix import MixConfig, mix_documents
     from quality.schema import DOCUMENT_COLUMNS
     from quality.source_docs import CANDIDATE_SCHEMA, document
+    from quality.storage import StorageLayout, read_stage
 
-    result = ingest_issues(spark, CONFIG, PIIConfig())
-    try:
-        kept, rejected = result.kept.count(), result.rejected.count()
-        assert (result.rows_in, kept, rejected) == (14, 6, 8)
-        # code_mix: the issues join code files by share, the left-out ones are reject rows.
-        files = [
-            document("t", f"f{i}.py", f"x = {i}\n", doc_format="x", path=f"f{i}.py", lang="python")
-            for i in range(5)
-        ]
-        code = spark.createDataFrame(files, CANDIDATE_SCHEMA).select(*DOCUMENT_COLUMNS)
-        config = MixConfig(targets={}, sources={"gh_issues": 0.5})
-        mixed = mix_documents(code, config, sources={"gh_issues": result.kept})
-        left_out = mixed.rejected.filter("reason = 'mix_source_share'").count()
-        assert mixed.kept.count() + mixed.rejected.count() == 5 + kept
-        assert mixed.kept.filter("doc_format = 'issue'").count() == kept - left_out
-        again = mix_documents(code, config, sources={"gh_issues": result.kept})
-        assert sorted(r.doc_id for r in again.kept.collect()) == sorted(
-            r.doc_id for r in mixed.kept.collect()
+    command = next(c for c in SOURCE_COMMANDS if c.name == "ingest-issues")
+    layout = StorageLayout(str(tmp_path / "out"))
+    ((manifest, _, _),) = run_stages(
+        command,
+        spark,
+        input_path=str(SAMPLE),
+        layout=layout,
+        configs=config_file_sections(command, None),
+        log=lambda _: None,
+    )
+    assert (manifest["rows_in"], manifest["rows_out"], manifest["rows_rejected"]) == (14, 6, 8)
+    paths = layout.stage("gh_issues")
+    with duckdb.connect() as connection:
+        assert conservation(connection, paths)[0]
+        assert WELL_FORMED.run(CheckRun(paths=paths, connection=connection)) == (
+            True,
+            {"documents": 6, "malformed": 0},
         )
-        assert mix_unit("x", 0) == mix_unit("x", 0)
-    finally:
-        result.release()
+    issues = read_stage(spark, paths)
+    files = [
+        document("t", f"f{i}.py", f"x = {i}\n", doc_format="x", path=f"f{i}.py", lang="python")
+        for i in range(5)
+    ]
+    code = spark.createDataFrame(files, CANDIDATE_SCHEMA).select(*DOCUMENT_COLUMNS)
+    config = MixConfig(targets={}, sources={"gh_issues": 0.5})
+    mixed = mix_documents(code, config, sources={"gh_issues": issues})
+    kept = sorted(r.doc_id for r in mixed.kept.collect())
+    left_out = mixed.rejected.filter("reason = 'mix_source_share'").count()
+    assert len(kept) + mixed.rejected.count() == 5 + 6 and 0 < left_out < 6
+    assert mixed.kept.filter("doc_format = 'issue'").count() == 6 - left_out
+    again = mix_documents(code, config, sources={"gh_issues": issues})
+    assert sorted(r.doc_id for r in again.kept.collect()) == kept
 
 
 def test_structured_documents_are_tokenized_with_their_special_tokens(conversations):

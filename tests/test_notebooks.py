@@ -126,3 +126,11 @@ def test_spark_run_then_dedup_and_filters_account_for_every_row(spark, tmp_path)
             documents.unpersist()
     finally:
         result.release()
+
+
+def test_pii_is_redacted_in_both_forms():
+    notebook = json.loads(real("nbdime/tests/files/single_cell_nb.ipynb")[1])
+    notebook["cells"][0]["source"] = "contact = 'maria.lopez@uni-example.edu'\nprint(contact)\n"
+    rows = by_form(notebook_documents("x", "x/pii.ipynb", json.dumps(notebook).encode(), CONFIG))
+    for row in rows.values():
+        assert "maria.lopez@" not in row["content"] and "<EMAIL>" in row["content"]
