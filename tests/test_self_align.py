@@ -208,7 +208,7 @@ def test_self_align_command_writes_verified_pairs(endpoint, tmp_path, spark):
     assert len(pairs) == 2 and all(set(p) == {"instruction", "response", "tests", "id"} for p in pairs)
     assert all("assert double(2) == 4" in p["tests"] for p in pairs)
     instructions = json.loads((out / "data" / "instructions" / "_manifest.json").read_text())
-    assert instructions["rows_in"] == 3 and instructions["rejected_by_reason"] == {"invalid_json": 1}
+    assert instructions["rows_in"] == 3 and instructions["rejected_by_reason"] == {"malformed_json": 1}
     responses = json.loads((out / "data" / "responses" / "_manifest.json").read_text())
     assert responses["rows_in"] == 4 and responses["rows_out"] == 2
     assert responses["rejected_by_reason"] == {"not_chosen": 2}
