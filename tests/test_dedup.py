@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from quality.dedup import minhash
 from quality.dedup.cli import prepare_documents, run_dedup
-from quality.dedup.components import connected_components
+from quality.dedup.components import connected_components, label_components
 from quality.dedup.config import DedupConfig, derive_lsh_params
 from quality.dedup.engine import DedupInputError, exact_dedup, near_dedup
 from quality.dedup.keep import keep_key, keep_order
@@ -219,8 +219,13 @@ def test_near_family_collapses_unrelated_files_never_cluster_and_reruns_are_iden
             assert row["cluster_id"] == row["doc_id"], row["path"]
     assert manifest["near_clusters"] == 1 and manifest["largest_cluster"] == len(family)
 
-    # Rerun, with the input rows in reverse order: the same bytes.
-    again, _, _ = _near(spark, list(reversed(rows)), tmp_path, "second")
+    assert manifest["components_computed_on"].startswith("driver")  # a small graph stays off Spark rounds
+
+    # Rerun, with the input rows in reverse order and the graph in Spark's large-star / small-star
+    # rounds instead of on the driver: the same rows.
+    spark_rounds = DedupConfig(num_bands=25, rows_per_band=10, driver_graph_max_edges=0)
+    again, _, _ = _near(spark, list(reversed(rows)), tmp_path, "second", spark_rounds)
+    assert again["components_computed_on"].startswith("spark")
     assert again["checksum"] == manifest["checksum"]
 
 
@@ -291,6 +296,14 @@ def test_connected_components_match_union_find(spark):
         parent[max(ra, rb)] = min(ra, rb)
     assert got == {node: find(node) for node in parent}
     assert components.rounds <= 12
+
+    # The driver's numpy twin (small graphs): nodes numbered in doc_id order, the same roots.
+    names = sorted(parent)
+    number = {name: i for i, name in enumerate(names)}
+    left, right = (np.array([number[edge[k]] for edge in edges]) for k in (0, 1))
+    roots, hooking_rounds = label_components(left, right, len(names))
+    assert {name: names[root] for name, root in zip(names, roots, strict=True)} == got
+    assert hooking_rounds <= 12
 
 
 def _write_jsonl(path: Path, rows: list[dict], extra_lines: tuple[str, ...] = ()) -> None:

@@ -13,6 +13,9 @@ component is a star around its smallest label, which becomes the component id. A
 joins and group-bys spread over the cluster: nothing is collected to the driver, and the result
 is a pure function of the edge set, whatever the partitioning (so 1 core and 20 give the same ids).
 
+`label_components` gives the same labels for a graph small enough to sit on the driver: a numpy
+union-find without any Spark job, which the near dedup uses below `driver_graph_max_edges`.
+
 Edges are kept normalised as (a, b) with a < b. Each round's output is checkpointed locally to cut
 the query plan (each round reads its input twice, so the plan would otherwise double per round),
 and a round costs one Spark job: large-star, small-star and the convergence check together.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -125,3 +129,35 @@ def connected_components(edges: DataFrame, *, max_rounds: int = 60) -> Component
         .distinct()
     )
     return Components(labels=labels, rounds=rounds, edges_in=edges_in)
+
+
+# ---- Small graphs: the same labels on the driver, in numpy ------------------------------------
+
+
+def label_components(left: np.ndarray, right: np.ndarray, nodes: int) -> tuple[np.ndarray, int]:
+    """(each node's component minimum, hooking rounds) for edges `left[i] - right[i]` over 0..nodes-1.
+
+    Nodes are numbered in doc_id order, so the minimum node index is the smallest doc_id: the same
+    root the Spark rounds converge to. Each round hooks every edge's two roots onto the smaller one
+    (`np.minimum.at`), then jumps pointers until every node points at a root; a round leaves the
+    labels unchanged only when every edge joins two nodes of one root, i.e. at the components.
+    A node's label only ever decreases and stays inside its component, so the smallest node of a
+    component keeps its own index, and every other member ends on it.
+    """
+    label = np.arange(nodes, dtype=np.int64)
+    rounds = 0
+    while True:
+        rounds += 1
+        left_root, right_root = label[left], label[right]
+        lower = np.minimum(left_root, right_root)
+        hooked = label.copy()
+        np.minimum.at(hooked, left_root, lower)
+        np.minimum.at(hooked, right_root, lower)
+        while True:  # pointer jumping: log(depth) passes
+            jumped = hooked[hooked]
+            if np.array_equal(jumped, hooked):
+                break
+            hooked = jumped
+        if np.array_equal(hooked, label):
+            return label, rounds
+        label = hooked

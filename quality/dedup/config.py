@@ -99,6 +99,13 @@ class DedupConfig:
     max_iterations: int = 60
     """Upper bound on connected-component rounds (large-star + small-star); converging takes
     O(log^2 n) rounds, so hitting this bound means something is wrong and the stage fails."""
+    driver_graph_max_edges: int = 200_000
+    """Largest candidate graph (star edges out of the LSH buckets) whose connected components and
+    keep choice are computed on the driver, in numpy, instead of in Spark rounds. A graph this
+    small fits in a few hundred MB there (each clustered document brings its signature), while
+    every Spark round costs whole jobs, which dominate small corpora. Bigger graphs, and every
+    graph when `verify` is on, go through Spark (large-star / small-star, grouped keep choice).
+    0 always uses Spark. Both ways give the same clusters and the same kept documents."""
     permissive_licences: tuple[str, ...] = PERMISSIVE_LICENCES
     """SPDX ids (case-insensitive) preferred by the keep policy after stars and commit date."""
 
@@ -135,6 +142,8 @@ class DedupConfig:
             raise ValueError("max_kept_per_component and regroup_max_component_size must be >= 1")
         if self.min_tokens < 1:
             raise ValueError("min_tokens must be >= 1")
+        if self.driver_graph_max_edges < 0:
+            raise ValueError("driver_graph_max_edges must be >= 0")
 
     @property
     def effective_kept_twin_min_jaccard(self) -> float:

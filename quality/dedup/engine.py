@@ -43,12 +43,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from quality.dedup import minhash
-from quality.dedup.components import connected_components
+from quality.dedup.components import connected_components, label_components
 from quality.dedup.config import DedupConfig
 from quality.dedup.keep import keep_order, unit_keep_columns, unit_key
 from quality.schema import REJECT_COLUMNS
@@ -456,51 +456,74 @@ _ASSIGNED_SCHEMA = T.StructType(
 )
 
 
-def regroup_component(minimum: float, max_kept: int) -> Callable[[pa.Table], pa.Table]:
-    """Greedy pass over one component in keep-policy order (a grouped-map body).
+def regroup_in_rank_order(
+    signatures: np.ndarray, minimum: float, max_kept: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy pass over one component's signatures, given in keep-policy order (best first).
 
     Each document goes to the best-ranked kept document whose MinHash estimate with it reaches
     `minimum`; a document close to none is kept itself, up to `max_kept` per component, after
-    which it goes to its most similar kept document (counted as `below`).
+    which it goes to its most similar kept document (counted as `below`). Returns, per document,
+    the position of the document kept in its place (its own when kept), the estimate with it
+    (NaN when kept) and `below`.
     """
+    n = len(signatures)
+    leaders = np.empty(min(n, max_kept), dtype=np.int64)
+    count = 0
+    assigned = np.empty(n, dtype=np.int64)
+    estimate = np.full(n, np.nan)
+    below = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if count:
+            agree = (signatures[leaders[:count]] == signatures[i]).mean(axis=1)
+            close = np.flatnonzero(agree >= minimum)
+            if close.size:  # leaders are in keep order: the first close one is the best-ranked
+                assigned[i], estimate[i] = leaders[close[0]], agree[close[0]]
+                continue
+            if count == len(leaders):
+                best = int(np.argmax(agree))
+                assigned[i], estimate[i], below[i] = leaders[best], agree[best], True
+                continue
+        leaders[count] = i
+        count += 1
+        assigned[i] = i
+    return assigned, estimate, below
+
+
+def _assigned_table(
+    doc_ids: np.ndarray,
+    cluster_id: str,
+    assigned: np.ndarray,
+    estimate: np.ndarray,
+    below: np.ndarray,
+) -> pa.Table:
+    """One component's rows of _ASSIGNED_SCHEMA (documents in keep-policy order)."""
+    n = len(doc_ids)
+    return pa.table(
+        {
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "cluster_id": pa.array([cluster_id] * n, pa.string()),
+            "kept_doc_id": pa.array(doc_ids[assigned], pa.string()),
+            "is_kept": pa.array(assigned == np.arange(n)),
+            "estimate": pa.array(estimate, pa.float64(), mask=np.isnan(estimate)),
+            "cluster_size": pa.array(np.full(n, n), pa.int64()),
+            "below": pa.array(below),
+        }
+    )
+
+
+def regroup_component(minimum: float, max_kept: int) -> Callable[[pa.Table], pa.Table]:
+    """`regroup_in_rank_order` as a grouped-map body over one component (doc_id, cluster_id,
+    rank, signature)."""
 
     def run(table: pa.Table) -> pa.Table:
         order = np.argsort(table.column("rank").to_numpy())
         doc_ids = table.column("doc_id").to_numpy(zero_copy_only=False)[order]
         n = len(order)
         flat = table.column("signature").combine_chunks()
-        signatures = flat.values.to_numpy().reshape(n, -1)[order]
-        leaders = np.empty(min(n, max_kept), dtype=np.int64)
-        count = 0
-        assigned = np.empty(n, dtype=np.int64)
-        estimate = np.full(n, np.nan)
-        below = np.zeros(n, dtype=bool)
-        for i in range(n):
-            if count:
-                agree = (signatures[leaders[:count]] == signatures[i]).mean(axis=1)
-                close = np.flatnonzero(agree >= minimum)
-                if close.size:  # leaders are in keep order: the first close one is the best-ranked
-                    assigned[i], estimate[i] = leaders[close[0]], agree[close[0]]
-                    continue
-                if count == len(leaders):
-                    best = int(np.argmax(agree))
-                    assigned[i], estimate[i], below[i] = leaders[best], agree[best], True
-                    continue
-            leaders[count] = i
-            count += 1
-            assigned[i] = i
-        cluster_id = table.column("cluster_id")[0].as_py()
-        return pa.table(
-            {
-                "doc_id": pa.array(doc_ids, pa.string()),
-                "cluster_id": pa.array([cluster_id] * n, pa.string()),
-                "kept_doc_id": pa.array(doc_ids[assigned], pa.string()),
-                "is_kept": pa.array(assigned == np.arange(n)),
-                "estimate": pa.array(estimate, pa.float64(), mask=np.isnan(estimate)),
-                "cluster_size": pa.array(np.full(n, n), pa.int64()),
-                "below": pa.array(below),
-            }
-        )
+        signatures = flat.flatten().to_numpy().reshape(n, -1)[order]
+        assigned, estimate, below = regroup_in_rank_order(signatures, minimum, max_kept)
+        return _assigned_table(doc_ids, table.column("cluster_id")[0].as_py(), assigned, estimate, below)
 
     return run
 
@@ -604,15 +627,224 @@ def union_signatures(config: DedupConfig) -> Callable[[pa.Table], pa.Table]:
     return run
 
 
-def _cluster(
-    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
-) -> tuple[DataFrame, dict[str, Any]]:
+@dataclass
+class _Clustering:
     """Steps 2-4 of near dedup over one signature row per unit (a file, or a repository).
 
-    `keep_rows`: doc_id and the keep-policy columns of every unit. Returns the decisions (doc_id,
-    indexed, cluster_id, is_kept, kept_doc_id, estimate, cluster_size, below; persisted, added to
-    `cached`) and the facts, counted in units."""
+    decisions  every unit: doc_id, indexed, cluster_id, is_kept, kept_doc_id, estimate,
+               cluster_size, below
+    clustered  the units in a component of two or more (_ASSIGNED_SCHEMA); units absent from it
+               are kept, alone in their cluster. Small enough to broadcast when `on_driver`.
+    """
+
+    decisions: DataFrame
+    clustered: DataFrame
+    rows: int
+    facts: dict[str, Any]
+    on_driver: bool = False
+
+
+def _lsh_facts(config: DedupConfig) -> dict[str, Any]:
     lsh = config.lsh()
+    return {
+        "level": config.level,
+        "lsh": {
+            "num_perm": lsh.num_perm,
+            "num_bands": lsh.num_bands,
+            "rows_per_band": lsh.rows_per_band,
+            "threshold": lsh.threshold,
+            "derived": lsh.derived,
+            "s_curve_midpoint": round(lsh.s_curve_midpoint, 4),
+            "explanation": lsh.explain(),
+        },
+        "s_curve": lsh.s_curve(21),
+        "shingle_size": config.shingle_size,
+        "seed": config.seed,
+        "bucket_cap": config.bucket_cap,
+        "bucket_cap_applies": (
+            "verification pairs: buckets above the cap are verified member-to-smallest-doc_id only"
+            if config.verify
+            else "nothing: without verification every bucket is linked as a star (n - 1 edges)"
+        ),
+    }
+
+
+def _cluster(
+    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
+) -> _Clustering:
+    """Steps 2-4 of near dedup; `keep_rows`: doc_id and the keep-policy columns of every unit.
+
+    One Spark job signs every unit (the signatures are cached) and groups the band keys into
+    candidate buckets, counting them. A graph of at most `driver_graph_max_edges` star edges then
+    goes to the driver (`_cluster_on_driver`: one collect of the buckets, one of the clustered
+    units' signatures); a bigger one, or any graph under `verify`, stays in Spark
+    (`_cluster_on_spark`). Same components, same keep choice, same facts either way."""
+    if config.verify or config.driver_graph_max_edges == 0:
+        return _cluster_on_spark(signatures, keep_rows, config, cached)
+    # Counted while the bucket job computes (and caches) the signatures: no job of their own.
+    seen = Observation("near_dedup_units")
+    observed = signatures.observe(
+        seen,
+        F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(F.when(F.size("band_keys") > 0, 1).otherwise(0)), F.lit(0)).alias("indexed"),
+    )
+    # A hash aggregate per (band, key): its size, its smallest doc_id (the star's centre) and
+    # its members; only buckets with a second document matter.
+    buckets = (
+        observed.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
+        .groupBy("band", "key")
+        .agg(
+            F.count(F.lit(1)).alias("size"),
+            F.min("doc_id").alias("anchor"),
+            F.collect_list("doc_id").alias("docs"),
+        )
+        .filter(F.col("size") >= 2)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    cached.append(buckets)
+    capped = F.col("size") > config.bucket_cap
+    bucket_facts = buckets.agg(
+        F.count(F.lit(1)).alias("buckets"),
+        F.coalesce(F.max("size"), F.lit(0)).alias("largest"),
+        F.coalesce(F.sum(F.when(capped, 1).otherwise(0)), F.lit(0)).alias("capped"),
+        F.coalesce(F.sum(F.when(capped, F.col("size")).otherwise(0)), F.lit(0)).alias("capped_members"),
+        F.coalesce(F.sum(F.col("size") - 1), F.lit(0)).alias("star_edges"),
+    ).collect()[0]
+    if int(bucket_facts["star_edges"]) > config.driver_graph_max_edges:
+        return _cluster_on_spark(signatures, keep_rows, config, cached)
+    counted = seen.get
+    facts = {
+        **_lsh_facts(config),
+        "docs_indexed": int(counted["indexed"]),
+        "docs_below_min_tokens": int(counted["rows"]) - int(counted["indexed"]),
+        "candidate_buckets": int(bucket_facts["buckets"]),
+        "largest_bucket": int(bucket_facts["largest"]),
+        "capped_buckets": int(bucket_facts["capped"]),
+        "capped_bucket_members": int(bucket_facts["capped_members"]),
+    }
+    return _cluster_on_driver(signatures, keep_rows, buckets, config, int(counted["rows"]), facts)
+
+
+_LABEL_SCHEMA = T.StructType(
+    [T.StructField("doc_id", T.StringType(), False), T.StructField("cluster_id", T.StringType(), False)]
+)
+
+
+def _cluster_on_driver(
+    signatures: DataFrame,
+    keep_rows: DataFrame,
+    buckets: DataFrame,
+    config: DedupConfig,
+    rows: int,
+    facts: dict[str, Any],
+) -> _Clustering:
+    """Components and keep choice of a small candidate graph on the driver, in numpy.
+
+    The buckets' star edges (each member to the bucket's smallest doc_id, exactly the Spark
+    path's edges) are labelled by `label_components`. Spark then ranks each component's members
+    by the keep policy (the same `keep_order` window as everywhere) and hands their signatures
+    over; `regroup_in_rank_order` does the rest. Memory on the driver: about num_perm x 4 bytes
+    per clustered unit, bounded through `driver_graph_max_edges`."""
+    spark = signatures.sparkSession
+    table = buckets.select("anchor", "docs").toArrow()
+    members = pc.list_flatten(table.column("docs"))
+    anchors = pc.take(table.column("anchor"), pc.list_parent_indices(table.column("docs")))
+    names = pc.unique(members) if len(members) else pa.array([], pa.string())
+    names = names.take(pc.sort_indices(names))  # node numbers in doc_id order: minimum = smallest id
+    member_node = pc.index_in(members, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    anchor_node = pc.index_in(anchors, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    star = member_node != anchor_node
+    left, right = anchor_node[star], member_node[star]
+    # Distinct edges, as the Spark path counts them (a pair sharing several bands is one edge).
+    edges = len(np.unique(np.minimum(left, right) * max(len(names), 1) + np.maximum(left, right)))
+    roots, rounds = label_components(left, right, len(names))
+    labels = spark.createDataFrame(
+        pa.table(
+            {"doc_id": names.cast(pa.string()), "cluster_id": names.take(pa.array(roots)).cast(pa.string())}
+        ),
+        schema=_LABEL_SCHEMA,
+    )
+    component = Window.partitionBy("cluster_id")
+    ranked = (
+        F.broadcast(labels)
+        .join(keep_rows.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id")
+        .join(signatures.select("doc_id", "signature"), "doc_id")
+        .withColumn("rank", F.row_number().over(component.orderBy(*keep_order(config.permissive_licences))))
+        .select("doc_id", "cluster_id", "rank", "signature")
+        .toArrow()
+    )
+    assigned = _assign_on_driver(ranked, config)
+    clustered = F.broadcast(spark.createDataFrame(assigned, schema=_ASSIGNED_SCHEMA))
+    decisions = (
+        signatures.select("doc_id", (F.size("band_keys") > 0).alias("indexed"))
+        .join(clustered, "doc_id", "left")
+        .select(
+            "doc_id",
+            "indexed",
+            F.coalesce("cluster_id", "doc_id").alias("cluster_id"),
+            F.coalesce("is_kept", F.lit(True)).alias("is_kept"),
+            "kept_doc_id",
+            "estimate",
+            F.coalesce("cluster_size", F.lit(1)).alias("cluster_size"),
+            F.coalesce("below", F.lit(False)).alias("below"),
+        )
+    )
+    is_kept = assigned.column("is_kept").to_numpy(zero_copy_only=False)
+    sizes = assigned.column("cluster_size").to_numpy()
+    facts.update(
+        {
+            "graph_edges": edges,
+            "components_computed_on": f"driver (numpy union-find, {rounds} hooking rounds)",
+            "component_rounds": 0,
+            "near_clusters": len(pc.unique(assigned.column("cluster_id"))),
+            "docs_in_near_clusters": assigned.num_rows,
+            "largest_cluster": int(sizes.max()) if len(sizes) else 1,
+            "near_duplicates_removed": int((~is_kept).sum()),
+            "kept_in_components": int(is_kept.sum()),
+            "removed_below_min_jaccard": int(assigned.column("below").to_numpy(zero_copy_only=False).sum()),
+            "docs_in_components_too_big_to_regroup": int((sizes > config.regroup_max_component_size).sum()),
+            "kept_twin_min_jaccard": config.effective_kept_twin_min_jaccard,
+        }
+    )
+    return _Clustering(decisions, clustered, rows, facts, on_driver=True)
+
+
+def _assign_on_driver(ranked: pa.Table, config: DedupConfig) -> pa.Table:
+    """`choose_kept` for components collected to the driver: (doc_id, cluster_id, rank, signature)
+    rows in, _ASSIGNED_SCHEMA rows out."""
+    minimum = config.effective_kept_twin_min_jaccard
+    schema = _arrow_schema(_ASSIGNED_SCHEMA.json())
+    if ranked.num_rows == 0:
+        return schema.empty_table()
+    order = pc.sort_indices(ranked, sort_keys=[("cluster_id", "ascending"), ("rank", "ascending")])
+    ranked = ranked.take(order)
+    doc_ids = ranked.column("doc_id").to_numpy(zero_copy_only=False)
+    clusters = ranked.column("cluster_id").to_numpy(zero_copy_only=False)
+    signatures = ranked.column("signature").combine_chunks().flatten().to_numpy().reshape(ranked.num_rows, -1)
+    bounds = np.flatnonzero(clusters[1:] != clusters[:-1]) + 1
+    parts = []
+    for head, tail in zip(
+        np.concatenate(([0], bounds)), np.concatenate((bounds, [len(clusters)])), strict=True
+    ):
+        group = signatures[head:tail]
+        if tail - head > config.regroup_max_component_size:
+            # Too big to regroup: everything goes to the best-ranked document (as on Spark).
+            estimate = (group == group[0]).mean(axis=1)
+            assigned = np.zeros(tail - head, dtype=np.int64)
+            below = estimate < minimum
+            estimate[0], below[0] = np.nan, False
+        else:
+            assigned, estimate, below = regroup_in_rank_order(group, minimum, config.max_kept_per_component)
+        parts.append(_assigned_table(doc_ids[head:tail], clusters[head], assigned, estimate, below))
+    return pa.concat_tables(parts).cast(schema)
+
+
+def _cluster_on_spark(
+    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
+) -> _Clustering:
+    """Steps 2-4 with Spark only: buckets by window, components in large-star / small-star
+    rounds, the keep choice as a grouped map. For graphs above `driver_graph_max_edges` and for
+    `verify`; nothing here is ever collected but counts."""
     members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
     # One shuffle by bucket gives every member its bucket's size and smallest doc_id (the anchor);
     # only members of buckets with a second document are kept, and cached for the steps below.
@@ -694,6 +926,8 @@ def _cluster(
     )
     cached.append(decisions)
 
+    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(assigned)
     summary = decisions.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("indexed"), 1).otherwise(0)).alias("indexed"),
@@ -711,32 +945,15 @@ def _cluster(
     ).collect()[0]
     rows_in, indexed_docs = int(summary["rows"]), int(summary["indexed"] or 0)
     facts = {
-        "level": config.level,
-        "lsh": {
-            "num_perm": lsh.num_perm,
-            "num_bands": lsh.num_bands,
-            "rows_per_band": lsh.rows_per_band,
-            "threshold": lsh.threshold,
-            "derived": lsh.derived,
-            "s_curve_midpoint": round(lsh.s_curve_midpoint, 4),
-            "explanation": lsh.explain(),
-        },
-        "s_curve": lsh.s_curve(21),
-        "shingle_size": config.shingle_size,
-        "seed": config.seed,
+        **_lsh_facts(config),
         "docs_indexed": indexed_docs,
         "docs_below_min_tokens": rows_in - indexed_docs,
         "candidate_buckets": int(bucket_facts["buckets"]),
         "largest_bucket": int(bucket_facts["largest"]),
         "capped_buckets": int(bucket_facts["capped"] or 0),
         "capped_bucket_members": int(bucket_facts["capped_members"] or 0),
-        "bucket_cap": config.bucket_cap,
-        "bucket_cap_applies": (
-            "verification pairs: buckets above the cap are verified member-to-smallest-doc_id only"
-            if config.verify
-            else "nothing: without verification every bucket is linked as a star (n - 1 edges)"
-        ),
         "graph_edges": components.edges_in,
+        "components_computed_on": "spark (large-star / small-star rounds)",
         "component_rounds": components.rounds,
         "near_clusters": int(summary["clusters"] or 0),
         "docs_in_near_clusters": int(summary["clustered_docs"] or 0),
@@ -748,7 +965,7 @@ def _cluster(
         **keep_facts,
         **verify_facts,
     }
-    return decisions, {"_rows": rows_in, **facts}
+    return _Clustering(decisions, assigned, rows_in, facts)
 
 
 def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] = print) -> DedupResult:
@@ -770,10 +987,13 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     signatures = spread.mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
     signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(signatures)
-    decisions, facts = _cluster(signatures, source, config, cached)
-    rows_in = facts.pop("_rows")
+    clustering = _cluster(signatures, source, config, cached)
+    rows_in, facts = clustering.rows, clustering.facts
+    clustered = clustering.clustered
+    # Only clustered documents carry a decision: a broadcast table when they sit on the driver,
+    # so neither output shuffles the documents' content.
     rejected = _reject_rows(
-        decisions.filter(~F.col("is_kept")).join(
+        clustered.filter(~F.col("is_kept")).join(
             source.select("doc_id", "path", "lang", "size_bytes"), "doc_id"
         ),
         NEAR_STAGE,
@@ -786,8 +1006,13 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
         F.col("cluster_id"),
         F.col("kept_doc_id"),
     )
-    kept = source.join(decisions.filter(F.col("is_kept")).select("doc_id", "cluster_id"), "doc_id").select(
-        *source.columns, "cluster_id"
+    decided = clustered.select(
+        "doc_id", F.col("cluster_id").alias("_cluster_id"), F.col("is_kept").alias("_is_kept")
+    )
+    kept = (
+        source.join(decided, "doc_id", "left")
+        .filter(F.coalesce(F.col("_is_kept"), F.lit(True)))
+        .select(*source.columns, F.coalesce(F.col("_cluster_id"), F.col("doc_id")).alias("cluster_id"))
     )
     log(
         f"near_dedup: {rows_in} rows ({facts['docs_indexed']} indexed), {facts['candidate_buckets']} candidate "
@@ -845,8 +1070,8 @@ def repo_near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], N
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     cached.append(signatures)
-    decisions, facts = _cluster(signatures, units, config, cached)
-    units_in = facts.pop("_rows")
+    clustering = _cluster(signatures, units, config, cached)
+    decisions, facts, units_in = clustering.decisions, clustering.facts, clustering.rows
     per_file = (
         files.select("doc_id", "unit", "unit_id")
         .join(decisions.withColumnRenamed("doc_id", "unit_id"), "unit_id")
