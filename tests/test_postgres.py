@@ -147,54 +147,8 @@ def test_a_run_and_its_mlflow_run_live_in_postgres_and_a_second_webserver_sees_t
     instance = dg.DagsterInstance.get()
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-    raw_code = defs.resolve_assets_def("raw_code")
-    result = dg.materialize([raw_code], instance=instance)
-    assert result.success
-    phase("materialize raw_code")
-    # What Spark did is in the run log, not only on the driver's console (quality.progress).
-    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert any(message.startswith("raw_code: Spark ran ") for message in messages), messages
-    metadata = result.asset_materializations_for_node("raw_code")[0].metadata
-    rows_out = metadata["rows_out"].value
-    files = [path for path in source.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
-    assert metadata["rows_in"].value == len(files) and rows_out > 0
-
-    # Dagster's events are rows of the Postgres database.
-    with sqlalchemy.create_engine(dagster_url).connect() as connection:
-        status = connection.execute(
-            sqlalchemy.text("SELECT status FROM runs WHERE run_id = :run"), {"run": result.run_id}
-        ).scalar_one()
-        materialized = connection.execute(
-            sqlalchemy.text(
-                "SELECT count(*) FROM event_logs WHERE run_id = :run "
-                "AND dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = :key"
-            ),
-            {"run": result.run_id, "key": dg.AssetKey("raw_code").to_string()},
-        ).scalar_one()
-    assert status == "SUCCESS" and materialized == 1
-
-    # The asset's MLflow run is a row of MLflow's Postgres backend store, tagged with the Dagster run.
-    with sqlalchemy.create_engine(mlflow_url).connect() as connection:
-        tagged = connection.execute(
-            sqlalchemy.text(
-                "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "WHERE t.key = 'dagster.run_id' AND t.value = :run"
-            ),
-            {"run": result.run_id},
-        ).all()
-        rows_in_metric = connection.execute(
-            sqlalchemy.text("SELECT value FROM metrics WHERE run_uuid = :uuid AND key = 'rows_in'"),
-            {"uuid": tagged[0][0]},
-        ).scalar_one()
-        recipe_param = connection.execute(
-            sqlalchemy.text("SELECT value FROM params WHERE run_uuid = :uuid AND key = 'recipe'"),
-            {"uuid": tagged[0][0]},
-        ).scalar_one()
-    assert [status for _, status in tagged] == ["FINISHED"]
-    assert rows_in_metric == len(files) and recipe_param == "team"
-
-    phase("queries")
-    # A second process: the webserver a teammate opens on the same instance.
+    # A second process: the webserver a teammate opens on the same instance (the schema exists now).
+    # It boots while the run below materializes; it is asked only after the run finished.
     port, log = free_port(), tmp_path / "webserver.log"
     webserver = Path(sys.executable).with_name("dagster-webserver")
     with open(log, "wb") as output:
@@ -207,6 +161,53 @@ def test_a_run_and_its_mlflow_run_live_in_postgres_and_a_second_webserver_sees_t
             start_new_session=True,  # its code-location server goes with it
         )
     try:
+        raw_code = defs.resolve_assets_def("raw_code")
+        result = dg.materialize([raw_code], instance=instance)
+        assert result.success
+        phase("materialize raw_code")
+        # What Spark did is in the run log, not only on the driver's console (quality.progress).
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        assert any(message.startswith("raw_code: Spark ran ") for message in messages), messages
+        metadata = result.asset_materializations_for_node("raw_code")[0].metadata
+        rows_out = metadata["rows_out"].value
+        files = [path for path in source.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+        assert metadata["rows_in"].value == len(files) and rows_out > 0
+
+        # Dagster's events are rows of the Postgres database.
+        with sqlalchemy.create_engine(dagster_url).connect() as connection:
+            status = connection.execute(
+                sqlalchemy.text("SELECT status FROM runs WHERE run_id = :run"), {"run": result.run_id}
+            ).scalar_one()
+            materialized = connection.execute(
+                sqlalchemy.text(
+                    "SELECT count(*) FROM event_logs WHERE run_id = :run "
+                    "AND dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = :key"
+                ),
+                {"run": result.run_id, "key": dg.AssetKey("raw_code").to_string()},
+            ).scalar_one()
+        assert status == "SUCCESS" and materialized == 1
+
+        # The asset's MLflow run is a row of MLflow's Postgres backend store, tagged with the Dagster run.
+        with sqlalchemy.create_engine(mlflow_url).connect() as connection:
+            tagged = connection.execute(
+                sqlalchemy.text(
+                    "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                    "WHERE t.key = 'dagster.run_id' AND t.value = :run"
+                ),
+                {"run": result.run_id},
+            ).all()
+            rows_in_metric = connection.execute(
+                sqlalchemy.text("SELECT value FROM metrics WHERE run_uuid = :uuid AND key = 'rows_in'"),
+                {"uuid": tagged[0][0]},
+            ).scalar_one()
+            recipe_param = connection.execute(
+                sqlalchemy.text("SELECT value FROM params WHERE run_uuid = :uuid AND key = 'recipe'"),
+                {"uuid": tagged[0][0]},
+            ).scalar_one()
+        assert [status for _, status in tagged] == ["FINISHED"]
+        assert rows_in_metric == len(files) and recipe_param == "team"
+
+        phase("queries")
         wait_until_serving(process, port, log)
         phase("webserver start")
         runs = graphql(
