@@ -147,13 +147,17 @@ def _instructions(run: StageRun) -> Outcome:
 
     config: SelfAlignConfig = run.config
     seeds = [row.asDict() for row in run.input().select("doc_id", "content", "path").collect()]
-    backend = make_backend(config.generator, _model_cache(run))
+    # No seeds, no model: loading one costs a minute on CPU.
+    backend = make_backend(config.generator, _model_cache(run)) if seeds else None
     result = write_instructions(seeds, backend, config, matcher=benchmark_matcher(), echo=run.log)
     return Outcome(
         _rows_frame(run.spark, result.kept, INSTRUCTION_COLUMNS),
         _rejects_frame(run.spark, result.rejected),
         rows_in=len(seeds),
-        manifest={"generator": backend.name, "generation_seconds": round(result.timing.generation_s, 2)},
+        manifest={
+            "generator": backend.name if backend else config.generator.kind,
+            "generation_seconds": round(result.timing.generation_s, 2),
+        },
         result=result,
     )
 
@@ -221,7 +225,7 @@ def _responses(run: StageRun) -> Outcome:
     instructions = [
         row.asDict() for row in run.input().select("doc_id", "seed_doc_id", "path", "instruction").collect()
     ]
-    backend = make_backend(config.generator, _model_cache(run))
+    backend = make_backend(config.generator, _model_cache(run)) if instructions else None
     step = config.responses
     with Sandbox(SandboxConfig(timeout_s=step.timeout_s, workers=step.sandbox_workers)) as sandbox:
         result = write_responses(
@@ -235,7 +239,7 @@ def _responses(run: StageRun) -> Outcome:
         rows_in=len(instructions) * step.samples,
         manifest={
             "self_align": result.facts,
-            "generator": backend.name,
+            "generator": backend.name if backend else config.generator.kind,
             "generation_seconds": round(timing.generation_s, 2),
             "sandbox_seconds": round(timing.sandbox_s, 2),
             "sandbox_missing_isolation": isolation_missing,
