@@ -314,7 +314,8 @@ class SampleEncoder:
             stats.content_bytes += repeats * (
                 size if size is not None else len(content.encode("utf-8", "surrogatepass"))
             )
-            doc_format = rows["doc_format"][position]
+            # Rows from plain code stages carry no doc_format column: they are ordinary files.
+            doc_format = rows["doc_format"][position] if "doc_format" in rows else None
             if doc_format and MARKERS.get(doc_format):
                 pieces = self.structured_pieces(content, doc_format)
                 stats.samples += repeats
