@@ -14,7 +14,7 @@ Two tiers, both inside Spark's `mapInArrow` on whole Arrow batches:
 * **Per document** (`document_signals`): what needs structure or counting in Python: string
   literals, comments, duplicate lines, repeated word n-grams, the Python `ast`, per-language
   counts, HTML visible text. They run under a per-document time budget (`time_budget_s`): groups
-  are tried cheapest first and skipped once the budget is spent, and a SIGALRM timer (when the
+  are tried cheapest first and skipped once the budget is spent, and a SIGPROF timer (when the
   worker runs them on its main thread, as Spark's Python worker does) interrupts a group that
   overruns. Pattern matching there uses only linear-time expressions, and the inputs handed to C
   routines (`re`, `ast.parse`) are capped, since a timer cannot interrupt C code. A document that
@@ -62,7 +62,7 @@ class SignalConfig:
     """How `quality_signals` measures documents (recipe section `quality_signals`)."""
 
     time_budget_s: float = 2.0
-    """Seconds of per-document (Python tier) work before the remaining signal groups are skipped
+    """CPU seconds of per-document (Python tier) work before the remaining signal groups are skipped
     and the document is marked `timed_out`; the vectorised tier is not counted (it is linear)."""
     max_analysed_chars: int = 1_000_000
     """Per-document signals look at most at this many leading characters (the vectorised ones see
@@ -70,7 +70,7 @@ class SignalConfig:
     max_words: int = 200_000
     """Word n-gram signals use at most this many leading words."""
     hard_timeout: bool = True
-    """Arm a SIGALRM timer so a group that overruns is interrupted (main thread only)."""
+    """Arm a SIGPROF (CPU-time) timer so a group that overruns is interrupted (main thread only)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ SIGNALS: dict[str, tuple[pa.DataType, str]] = {
     # --- bookkeeping ------------------------------------------------------------------------
     "timed_out": (_BOOL, "the time budget ran out; later signal groups are null"),
     "signal_errors": (_STR, "groups that raised, with the error (null when none)"),
-    "signal_seconds": (_F64, "seconds spent on the per-document tier"),
+    "signal_seconds": (_F64, "CPU seconds spent on the per-document tier"),
 }
 SIGNAL_NAMES = tuple(SIGNALS)
 
@@ -839,8 +839,10 @@ def _html_signals(doc: _Doc, out: dict[str, Any], check: Callable[[], None]) -> 
 
 
 class _Budget:
-    """A per-document deadline: cooperative `check()` calls plus, where possible, a SIGALRM timer
-    that interrupts pure-Python loops which overrun between checks."""
+    """A per-document deadline in CPU time of this process (so a loaded machine does not turn
+    ordinary files into time-outs, and reruns decide alike): cooperative `check()` calls plus,
+    where possible, a SIGPROF timer that interrupts pure-Python loops which overrun between
+    checks."""
 
     def __init__(self, seconds: float, hard: bool) -> None:
         self.seconds = seconds
@@ -857,21 +859,21 @@ class _Budget:
             raise BudgetExceeded(f"over {self.seconds:g}s")
 
     def __enter__(self) -> _Budget:
-        self.started = time.perf_counter()
+        self.started = time.process_time()
         self.active = True
         if self.hard:
-            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 1e-3))
+            self._previous = signal.signal(signal.SIGPROF, self._on_alarm)
+            signal.setitimer(signal.ITIMER_PROF, max(self.seconds, 1e-3))
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.active = False
         if self.hard:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, self._previous or signal.SIG_DFL)
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
+        return time.process_time() - self.started
 
     def check(self) -> None:
         if self.elapsed() > self.seconds:

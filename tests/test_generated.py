@@ -90,3 +90,10 @@ def test_pathological_input_is_fast():
     assert generated_by(huge_line, "x.js") is None
     assert generated_by(binary_like, "x.bin") is None
     assert time.perf_counter() - started < 2.0
+
+
+def test_files_generated_by_a_named_script():
+    # CPython's codec tables: "generated from 'MAPPINGS/VENDORS/MICSFT/WINDOWS/CP1252.TXT' with
+    # gencodec.py" in the module docstring; email/generator.py merely talks about generating.
+    assert generated_by(_text(STDLIB / "encodings/cp1252.py"), "cp1252.py") == "script"
+    assert generated_by(_text(STDLIB / "email/generator.py"), "generator.py") is None
