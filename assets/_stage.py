@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import os
+import urllib.parse
 from typing import Any
 
 import dagster as dg
@@ -41,6 +42,7 @@ from orchestration.stage import (
     run_stage,
     summary_line,
 )
+from orchestration.ui import MLFLOW_UI_ENV
 from quality.progress import SparkProgress
 from quality.storage import StagePaths, read_manifest, read_stage
 
@@ -93,9 +95,16 @@ def figure_metadata(figure, artifact_name: str) -> dg.MetadataValue:
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    if mlflow.active_run() is not None:
+    run = mlflow.active_run()
+    if run is not None:
         mlflow.log_figure(figure, artifact_name)
     plt.close(figure)
+    # The Dagster UI's Markdown sanitizer drops `data:` image URLs (only http/https survive), so
+    # under `codecook ui` the plot is shown from the MLflow UI's artifact endpoint instead.
+    mlflow_ui = os.environ.get(MLFLOW_UI_ENV)
+    if mlflow_ui and run is not None:
+        query = urllib.parse.urlencode({"path": artifact_name, "run_uuid": run.info.run_id})
+        return dg.MetadataValue.md(f"![{artifact_name}]({mlflow_ui}/get-artifact?{query})")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return dg.MetadataValue.md(f"![{artifact_name}](data:image/png;base64,{encoded})")
 

@@ -35,6 +35,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SPARK_REMOTE_ENV = "CODECOOK_SPARK_REMOTE"
 """Environment variable carrying the Spark Connect address to every Dagster step process."""
+MLFLOW_UI_ENV = "CODECOOK_MLFLOW_UI_URL"
+"""The MLflow UI's address, for plots shown in the Dagster UI (`assets._stage.figure_metadata`)."""
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 LOCK_NAME = "ui.lock"
 
@@ -374,6 +376,7 @@ def run_ui(
     else:
         services.append(spark_connect_service(spark_config, ports.spark_connect, logs / "spark-connect.log"))
         env[SPARK_REMOTE_ENV] = f"sc://127.0.0.1:{ports.spark_connect}"
+    env[MLFLOW_UI_ENV] = f"http://127.0.0.1:{ports.mlflow}"
     services += [
         dagster_service(ports.dagster, logs / "dagster-ui.log"),
         mlflow_service(layout, ports.mlflow, logs / "mlflow-ui.log"),
