@@ -81,6 +81,10 @@ def test_lock_files_by_name_and_by_header():
     assert lock_file(package_json, "web/package-lock.json") and lock_file("", "Cargo.lock")
     assert generated_by('{\n  "name": "x",\n  "lockfileVersion": 3,\n', "deps.json") == "lock-file"
     assert not lock_file(package_json, "web/package.json")
+    # JSON and YAML lock files are judged by the data profile, which has the rule too.
+    for lang in ("json", "yaml", "python"):
+        fired = [r.name for r, _ in PROFILES.fired_rules({"generated_by": "lock-file"}, "x", lang)]
+        assert "generated_code" in fired, lang
 
 
 def test_pathological_input_is_fast():
