@@ -23,6 +23,8 @@ Printed, in one run, for codecook (Spark, `quality.dedup.engine.near_dedup`) and
   * removal precision: share of removed documents with a kept document at J >= 0.5;
   * docs/s over the dedup itself (from a started session to every decision on the driver), Spark
     start-up (the session alone) reported separately;
+  * cpu_s: CPU seconds of the child's whole process tree, start-up, dedup and (codecook) the
+    write included: what machine load does not inflate;
   * peak memory: proportional set size (PSS) of the whole process tree (JVM, Python driver and
     workers), sampled every 0.2 s.
   * end to end docs/s: the same with the Spark session's start-up included (datasketch has none).
@@ -58,6 +60,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import tempfile
 import threading
@@ -449,15 +452,20 @@ def run_child(
     if engine_root is not None:
         command += ["--engine-root", str(engine_root)]
     with open(parquet.with_suffix(f".{label}.log"), "w") as log:
+        # CPU seconds of the whole child tree (JVM, Python driver and workers: each reaped by its
+        # parent, so they add up in RUSAGE_CHILDREN): a figure that machine load does not inflate.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
         meter = PeakMemory(process.pid)
         code = process.wait()
         peak = meter.stop()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if code != 0:
         raise RuntimeError(f"{label} child failed ({code}); see {parquet.with_suffix(f'.{label}.log')}")
     result = json.loads(output.read_text())
     result["decisions"] = {k: tuple(v) for k, v in result["decisions"].items()}
     result["peak_pss_mib"] = peak / 2**20
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return result
 
 
@@ -561,6 +569,7 @@ def main() -> None:
                 "startup_s": round(result["startup_s"], 1),
                 "write_s": round(result["write_s"], 1),
                 "peak_pss_mib": round(result["peak_pss_mib"]),
+                "cpu_s": round(result["cpu_s"], 1),
             }
             if truth is not None:
                 found = quality(docs, truth, result["decisions"])
@@ -569,7 +578,7 @@ def main() -> None:
             print(json.dumps(row))
     print("\nsummary (docs_per_s: dedup alone; e2e_docs_per_s: Spark start-up included)")
     header = ["scale", "system", "docs", "docs_per_s", "e2e_docs_per_s", "dedup_s", "startup_s", "write_s",
-              "peak_pss_mib", "recall_J>=0.7", "recall_J>=0.8", "recall_J>=0.9", "one_survives_J>=0.8", "removed",
+              "cpu_s", "peak_pss_mib", "recall_J>=0.7", "recall_J>=0.8", "recall_J>=0.9", "one_survives_J>=0.8", "removed",
               "removal_precision"]  # fmt: skip
     print(" | ".join(header))
     for row in rows:
@@ -584,7 +593,8 @@ def main() -> None:
                 print(
                     f"  {factor}: vs datasketch, excluding Spark start {ours['docs_per_s'] / theirs['docs_per_s']:.2f}x "
                     f"(goal >= 2x), end to end {ours['e2e_docs_per_s'] / theirs['docs_per_s']:.2f}x (goal >= 1x at 4x); "
-                    f"peak PSS {ours['peak_pss_mib']} vs {theirs['peak_pss_mib']} MiB"
+                    f"peak PSS {ours['peak_pss_mib']} vs {theirs['peak_pss_mib']} MiB; CPU seconds of the "
+                    f"whole child {ours['cpu_s']} vs {theirs['cpu_s']}"
                 )
         first = next(r for r in rows if r["scale"] == scales[0] and r["system"] == name)
         for factor in scales[1:]:
