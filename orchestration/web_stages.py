@@ -190,6 +190,54 @@ def score_figure(histogram: list[dict[str, Any]], threshold: float, round_number
     return figure
 
 
+def rounds_figure(history: list[dict[str, Any]]):
+    """Held-out precision and recall, and new code-related domains, across the rounds so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    rounds = [h["round"] for h in history]
+    for key, colour in (("precision", "#1c7ed6"), ("recall", "#2b8a3e"), ("f1", "#868e96")):
+        left.plot(rounds, [h.get(key) or 0.0 for h in history], marker="o", color=colour, label=key)
+    left.set_xticks(rounds)
+    left.set_ylim(0, 1.02)
+    left.set_xlabel("round")
+    left.set_title("held-out labelled pages")
+    left.legend(fontsize=8)
+    right.bar(rounds, [h.get("new_domains") or 0 for h in history], color="#f08c00", label="new domains")
+    right.plot(rounds, [h.get("seeds") or 0 for h in history], marker="s", color="#5f3dc4", label="seeds")
+    right.set_xticks(rounds)
+    right.set_xlabel("round")
+    right.set_title("growth")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def round_history(workdir: str, number: int, current: dict[str, Any]) -> list[dict[str, Any]]:
+    """Metrics of rounds 1..number-1 (from their state files) and of this round."""
+    from quality.recall import read_round_state
+
+    keys = ("round", "precision", "recall", "f1", "new_domains", "seeds", "pages_recalled", "stopped")
+    history = [{k: read_round_state(workdir, n)["metrics"].get(k) for k in keys} for n in range(1, number)]
+    return [*history, {k: current.get(k) for k in keys}]
+
+
+def log_history_to_mlflow(history: list[dict[str, Any]]) -> None:
+    """The rounds so far as stepped MLflow metrics (`recall.by_round.*`, step = round), so the
+    run of round N charts rounds 1..N. Nothing to do outside an MLflow run (as for figures)."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    for entry in history:
+        for key in ("precision", "recall", "f1", "new_domains", "seeds", "pages_recalled"):
+            if entry.get(key) is not None:
+                mlflow.log_metric(f"recall.by_round.{key}", float(entry[key]), step=int(entry["round"]))
+
+
 def _round_engine(number: int):
     def run(run: StageRun) -> Outcome:
         from quality.recall import run_round
@@ -224,6 +272,8 @@ def _round_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> 
     stage, result, config = run.stage.name, outcome.result, run.config.recall
     number, metrics = int(stage.rsplit("_", 1)[1]), result.metrics
     numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+    history = round_history(recall_workdir(run.layout), number, metrics)
+    log_history_to_mlflow(history)
     return Report(
         metadata={
             "pages_recalled": int(metrics["pages_recalled"]),
@@ -245,6 +295,9 @@ def _round_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> 
                 f"{stage}/score_histogram.png",
             ),
             "round_metrics": Json(metrics),
+            "rounds_so_far": Table(history),
+            "rounds_plot": Plot(lambda: rounds_figure(history), f"{stage}/rounds.png"),
+            "stopped": bool(metrics.get("stopped")),
         },
         metrics={f"recall.{k}": v for k, v in numeric.items()},
         artifacts={
@@ -267,11 +320,13 @@ def recall_round_stage(number: int) -> Stage:
         description=(
             f"Recall round {number}: fastText trained on the driver on "
             + ("the seed URL patterns' pages" if number == 1 else f"round {number - 1}'s grown seeds")
-            + " vs random pool pages, every pool page scored in Spark, pages over the threshold kept; "
-            "domains with >10% of pages recalled are code-related and their code URL patterns' "
-            "unrecalled pages seed the next round. Precision/recall on held-out labelled pages, "
-            "score histogram and domain table in metadata and MLflow; pages below the threshold are "
-            f"reject rows `below_threshold` in data/rejected/{stage}."
+            + " vs random pool pages outside the code URL patterns found so far (mostly prose on a "
+            "realistic pool), every pool page scored in Spark, pages over the threshold kept; "
+            "domains with >10% of pages recalled are code-related and the high-confidence pages of "
+            "their code URL patterns seed the next round, until a round adds no seed and no domain "
+            "(the stopping rule). Precision/recall on held-out labelled pages, new domains, score "
+            "histogram and the rounds so far (plot, MLflow `recall.by_round.*` by step) in metadata "
+            f"and MLflow; pages below the threshold are reject rows `below_threshold` in data/rejected/{stage}."
         ),
         run=_round_engine(number),
         upstream=(WEB_PAGES, *((round_stage(number - 1),) if number > 1 else ())),
@@ -317,12 +372,18 @@ def code_web_pages_stage(rounds: int) -> Stage:
             exact_dedup=config.exact_dedup,
             text_filters=config.text_filters,
             filter_config=recipe.section("quality_filter", FilterConfig) if written else None,
+            near_dedup_config=config.near if config.near_dedup else None,
         )
         return Outcome(
             result.kept,
             result.rejected,
             rows_in=result.rows_in,
-            manifest={"from_round": rounds, "exact_duplicates": result.duplicates},
+            manifest={
+                "from_round": rounds,
+                "exact_duplicates": result.duplicates,
+                "near_duplicates": result.near_duplicates,
+                "near_dedup": {k: v for k, v in result.near_facts.items() if isinstance(v, int | float)},
+            },
             release=result.release,
             result=result,
         )
@@ -336,7 +397,11 @@ def code_web_pages_stage(rounds: int) -> Stage:
                 [f"{run.paths.data_dir}/*.parquet"],
             )
         return Report(
-            metadata={"exact_duplicates": int(outcome.result.duplicates), "domains": Table(domains)},
+            metadata={
+                "exact_duplicates": int(outcome.result.duplicates),
+                "near_duplicates": int(outcome.result.near_duplicates),
+                "domains": Table(domains),
+            },
             lines=[f"{manifest['rows_out']} pages from {manifest['rows_in']} recalled"],
         )
 
@@ -344,14 +409,20 @@ def code_web_pages_stage(rounds: int) -> Stage:
         name=CODE_WEB_PAGES,
         description=(
             f"The pages the last recall round (round {rounds}) recalled, one copy per content SHA-256 "
-            "(highest score wins), judged by the quality filters' `text` profile; these document rows join "
-            "the code mix before tokenization. Duplicates and filtered pages are reject rows with the rule's name."
+            "(highest score wins), near duplicates (mirrors, versioned copies) removed by the MinHash engine, "
+            "judged by the quality filters' `text` profile; these document rows join the code mix before "
+            "tokenization. Duplicates (with the kept page's doc_id) and filtered pages are reject rows with "
+            "the rule's name."
         ),
         run=run,
         upstream=(round_stage(rounds),),
         section="web",
         config=WebConfig,
-        params=lambda run: {"from_round": rounds, "exact_dedup": run.config.code_pages.exact_dedup},
+        params=lambda run: {
+            "from_round": rounds,
+            "exact_dedup": run.config.code_pages.exact_dedup,
+            "near_dedup": run.config.code_pages.near_dedup,
+        },
         report=report,
         group=GROUP_WEB,
         checks=(

@@ -4,8 +4,11 @@ One round:
   1. seeds      round 1: pool pages whose URL starts with one of `seed_url_patterns`; later rounds:
                 the previous round's seeds plus the pages its domain discovery added;
   2. training   positives: up to `max_positives` seeds; negatives: `negatives_per_positive` times as
-                many random pool pages that are neither seeds nor recalled by the previous round;
-                both drawn by a hash of (seed, round, doc_id), never by a global RNG;
+                many random pool pages that are not seeds, lie under no seed or code URL pattern
+                found so far, and (if others remain) were not recalled by the previous round;
+                on a realistic pool, where code is a small minority, they are mostly prose (each
+                round reports how many of them the measurement labels call code); both drawn by
+                a hash of (seed, round, doc_id), never by a global RNG;
   3. fastText   a supervised fastText model trained on the driver (`thread=1`, seeded: the same
                 seeds give the same model) on *segmented* text: lower-cased word pieces (camelCase
                 and snake_case split, digits folded, scripts without spaces split per character)
@@ -21,8 +24,12 @@ One round:
                 are recalled (and it has at least `min_domain_pages`);
   7. discovery  inside code-related domains, URL patterns (host plus the first `pattern_depth`
                 folders) whose pages are recalled at least `pattern_min_share` of the time are
-                code patterns; their pages that were *not* recalled join the seeds of the next
-                round (OpenCoder: "pages linked to these URL patterns but not yet collected").
+                code patterns; their pages that scored at least `grow_min_score` join the seeds
+                of the next round: high-confidence pages only, so a new domain's code joins the
+                positives and its prose does not;
+  8. stopping   a round that adds fewer than `stop_min_new_seeds` seeds and finds no new
+                code-related domain ends the growth: later rounds keep its model and seeds
+                (their metrics say `stopped`, `trained: false`), so the N round assets stay.
 
 Measurement: a share of pages (`holdout_percent`, by a hash of doc_id) is held out of every
 training set; precision and recall are computed on the held-out pages that carry a `label`
@@ -95,6 +102,11 @@ class FastTextConfig:
     """Only the first tokens of a page are used (to train and to score)."""
     max_piece_chars: int = 24
     """Longer letter runs (hashes, base64, minified names) become `<long>`."""
+    line_shapes: bool = False
+    """Precede every line's pieces by tokens for its shape (`line_shape`: how it ends, short or
+    long, indented), meant to carry what code looks like in any language. Off by default: on the
+    demo pool it raised round 1's F1 (0.39 against 0.29) but not round 3's, and precision then
+    fell from round 1 to 3 (an offline replay of the rounds, 40 held-out code pages)."""
 
     def __post_init__(self) -> None:
         if self.word_ngrams < 2 or self.bucket * self.dim < 65_536:
@@ -124,6 +136,16 @@ class RecallConfig:
     """Random pool pages drawn as negatives per positive."""
     exclude_recalled_from_negatives: bool = True
     """Rounds after the first draw no negative among the pages the previous round recalled."""
+    negatives_outside_code_patterns: bool = True
+    """Draw no negative under a seed URL pattern or a code URL pattern found so far: those pages
+    are likely code whatever their score. On a realistic pool (code a small minority) the rest is
+    mostly prose, so the negatives are too (each round reports how many the labels call code)."""
+    grow_min_score: float = 0.9
+    """Discovery adds to the next round's seeds only pages of code URL patterns (inside
+    code-related domains) that scored at least this: high-confidence pages, not every page."""
+    stop_min_new_seeds: int = 1
+    """Stopping rule: a round that adds fewer seeds than this and finds no new code-related domain
+    ends the growth; later rounds keep its model and seeds (their metrics say `stopped`)."""
     holdout_percent: float = 30.0
     """Share of the pool (by a hash of doc_id) never used to train; measurement runs on it."""
     threshold: float = 0.5
@@ -155,6 +177,10 @@ class RecallConfig:
             raise ValueError("holdout_percent must lie in [0, 100)")
         if not self.seed_url_patterns:
             raise ValueError("seed_url_patterns must name at least one URL prefix")
+        if not 0.0 < self.grow_min_score <= 1.0:
+            raise ValueError("grow_min_score must lie in (0, 1]")
+        if self.stop_min_new_seeds < 0:
+            raise ValueError("stop_min_new_seeds must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,6 +212,35 @@ def segment(text: str, config: FastTextConfig) -> list[str]:
     text = text.replace("`", " ")
     pieces: list[str] = []
     limit = config.max_tokens_per_page
+    for line in text.split("\n") if config.line_shapes else [text]:
+        if config.line_shapes:
+            pieces.extend(line_shape(line))
+        if _segment_line(line, pieces, config, limit):
+            return pieces[:limit]
+    return pieces[:limit]
+
+
+# The last character of a line, grouped: code lines end in brackets and operators, prose in
+# sentence punctuation or words.
+_LINE_ENDS = {**{c: c for c in ";{}()[]:,=\\<>"}, **{c: "." for c in ".!?"}}
+
+
+def line_shape(line: str) -> list[str]:
+    """Tokens for the shape of one line: indented or not, how it ends, short or long. Code lines
+    in any language are short, indented and end in a bracket or operator; prose lines (a whole
+    paragraph each, after extraction) end in sentence punctuation."""
+    stripped = line.strip()
+    if not stripped:
+        return []
+    indent = len(line) - len(line.lstrip(" \t"))
+    shape = [f"<end{_LINE_ENDS.get(stripped[-1], 'w')}>", "<short>" if len(stripped) < 60 else "<long>"]
+    if indent >= 2:
+        shape.append("<indent>")
+    return shape
+
+
+def _segment_line(text: str, pieces: list[str], config: FastTextConfig, limit: int) -> bool:
+    """Append the word pieces of `text` to `pieces`; True once `limit` is reached."""
     for match in _TOKEN.finditer(text):
         token = match.group(0)
         first = token[0]
@@ -202,8 +257,8 @@ def segment(text: str, config: FastTextConfig) -> list[str]:
             for part in parts:
                 pieces.append(LONG if len(part) > config.max_piece_chars else part.lower())
         if len(pieces) >= limit:
-            return pieces[:limit]
-    return pieces
+            return True
+    return False
 
 
 def build_vocabulary(segmented: Iterable[list[str]], max_vocab: int) -> list[str]:
@@ -583,7 +638,7 @@ def _seed_match(patterns: tuple[str, ...]):
     return condition
 
 
-def _previous_state(spark: SparkSession, workdir: str, round_number: int) -> tuple[DataFrame, list[str]]:
+def _previous_state(spark: SparkSession, workdir: str, round_number: int) -> tuple[DataFrame, dict[str, Any]]:
     previous = round_dir(workdir, round_number - 1)
     fs = fsspec.core.url_to_fs(previous)[0]
     state_path = f"{previous}/state.json"
@@ -597,7 +652,7 @@ def _previous_state(spark: SparkSession, workdir: str, round_number: int) -> tup
     from quality.storage import spark_path
 
     seeds = spark.read.schema(SEEDS_SCHEMA).parquet(spark_path(f"{previous}/next_seeds"))
-    return seeds, list(state["code_domains"])
+    return seeds, state
 
 
 def _draw(frame: DataFrame, seed: int, purpose: str, limit: int) -> DataFrame:
@@ -608,6 +663,32 @@ def _draw(frame: DataFrame, seed: int, purpose: str, limit: int) -> DataFrame:
         .limit(limit)
         .drop("_draw")
     )
+
+
+def _train_and_store(
+    positive_pieces: list[list[str]],
+    negative_pieces: list[list[str]],
+    config: RecallConfig,
+    seed: int,
+    workdir: str,
+    fs,
+    stage: str,
+) -> tuple[TrainedModel, str]:
+    """Train on the driver; store the model under its content hash (never moved or overwritten,
+    so Spark can re-read it whenever it recomputes a score partition)."""
+    local = tempfile.mkdtemp(prefix=f"codecook-{stage}-")
+    try:
+        model = train_classifier(positive_pieces, negative_pieces, config.fasttext, seed=seed, workdir=local)
+        model_dir = f"{workdir.rstrip('/')}/models/{model.sha256[:24]}"
+        if not fs.exists(f"{model_dir}/vocab.json"):
+            upload = f"{model_dir}.tmp-{uuid.uuid4().hex[:8]}"
+            fs.makedirs(upload, exist_ok=True)
+            fs.put(model.model_path, f"{upload}/model.bin")
+            fs.put(model.vocab_path, f"{upload}/vocab.json")
+            swap_into_place(fs, upload, model_dir)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    return model, model_dir
 
 
 def run_round(
@@ -645,8 +726,15 @@ def run_round(
             "doc_id", F.lit(1).alias("added_in_round"), F.lit(SEED_INITIAL).alias("why")
         )
         known_domains: list[str] = []
+        # Round 1 knows the seed patterns as its code patterns (kept out of the negatives).
+        known_patterns = sorted(p.lower().removeprefix("www.") for p in config.seed_url_patterns)
+        stopped_before: int | None = None
+        previous_state: dict[str, Any] = {}
     else:
-        seeds, known_domains = _previous_state(spark, workdir, round_number)
+        seeds, previous_state = _previous_state(spark, workdir, round_number)
+        known_domains = list(previous_state["code_domains"])
+        known_patterns = list(previous_state.get("known_code_patterns", previous_state["code_patterns"]))
+        stopped_before = previous_state.get("stopped_at_round")
     seeds = (
         seeds.join(pool.select("doc_id", "_holdout"), "doc_id").filter(~F.col("_holdout")).drop("_holdout")
     )
@@ -668,8 +756,11 @@ def run_round(
         config.max_positives,
     )
     negative_pool = trainable.join(seeds.select("doc_id"), "doc_id", "left_anti")
-    positive_pieces = segment_pages(positives, config.fasttext)
-    wanted = max(1, math.ceil(len(positive_pieces) * config.negatives_per_positive))
+    if config.negatives_outside_code_patterns and known_patterns:
+        # Pages under a seed or code URL pattern are likely code whatever their score: never
+        # negatives. The rest of a realistic pool is mostly prose, so a random draw from it is too.
+        negative_pool = negative_pool.filter(~_seed_match(tuple(known_patterns)))
+    wanted = max(1, math.ceil(positives.count() * config.negatives_per_positive))
     negatives = _draw(negative_pool, seed, f"neg{round_number}", wanted)
     if previous_recalled is not None and config.exclude_recalled_from_negatives:
         # Pages the previous round recalled are drawn last: only when too few others remain.
@@ -677,26 +768,36 @@ def run_round(
         ranked = negative_pool.join(recalled_before, "doc_id", "left").fillna(0, ["_recalled_before"])
         ranked = ranked.withColumn("_draw", hash_rank_col(seed, f"neg{round_number}"))
         negatives = ranked.orderBy("_recalled_before", "_draw", "doc_id").limit(wanted)
-    negative_pieces = segment_pages(negatives, config.fasttext)
+    negatives = negatives.persist(StorageLevel.MEMORY_AND_DISK)
+    persisted.append(negatives)
+    # Measured, never used to train: how many drawn negatives the labels call code.
+    negative_labels = {r["label"]: int(r["count"]) for r in negatives.groupBy("label").count().collect()}
 
     # 3. fastText on the driver. The model is stored under its content hash, never moved or
     # overwritten, so Spark can re-read it whenever it recomputes a score partition.
     target = round_dir(workdir, round_number)
     fs = fsspec.core.url_to_fs(target)[0]
-    local = tempfile.mkdtemp(prefix=f"codecook-{stage}-")
-    try:
-        model = train_classifier(
-            positive_pieces, negative_pieces, config.fasttext, seed=seed + round_number, workdir=local
+    if stopped_before is not None:
+        # The stopping rule fired in an earlier round: no new seeds, no new domain. This round
+        # keeps that round's model (its rows are the same), so N fixed assets cost nothing more.
+        previous_metrics = previous_state["metrics"]
+        model = TrainedModel(
+            model_path="",
+            vocab_path="",
+            sha256=previous_metrics["model_sha256"],
+            vocabulary_size=previous_metrics["vocabulary_size"],
+            train_positives=previous_metrics["train_positives"],
+            train_negatives=previous_metrics["train_negatives"],
+            train_seconds=0.0,
+            learning_rate=previous_metrics["learning_rate"],
         )
-        model_dir = f"{workdir.rstrip('/')}/models/{model.sha256[:24]}"
-        if not fs.exists(f"{model_dir}/vocab.json"):
-            upload = f"{model_dir}.tmp-{uuid.uuid4().hex[:8]}"
-            fs.makedirs(upload, exist_ok=True)
-            fs.put(model.model_path, f"{upload}/model.bin")
-            fs.put(model.vocab_path, f"{upload}/vocab.json")
-            swap_into_place(fs, upload, model_dir)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
+        model_dir = previous_metrics["model_dir"]
+    else:
+        positive_pieces = segment_pages(positives, config.fasttext)
+        negative_pieces = segment_pages(negatives, config.fasttext)
+        model, model_dir = _train_and_store(
+            positive_pieces, negative_pieces, config, seed + round_number, workdir, fs, stage
+        )
     staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
     fs.makedirs(staging, exist_ok=True)
 
@@ -739,17 +840,21 @@ def run_round(
         GroupStat(r["url_pattern"], int(r["pages"]), int(r["recalled"] or 0)) for r in pattern_rows
     ]
     found_patterns = code_patterns(pattern_stats, config.pattern_min_share, config.min_pattern_pages)
+    # Seeds grow only by pages the classifier is sure of, inside code URL patterns of
+    # code-related domains: a new domain's own vocabulary joins the positives, its prose does not.
     candidates = (
         scored.filter(F.col("url_pattern").isin(found_patterns) if found_patterns else F.lit(False))
-        .filter(~F.col("recalled") & ~F.col("_holdout"))
+        .filter((F.col("score") >= config.grow_min_score) & ~F.col("_holdout"))
         .join(seeds.select("doc_id"), "doc_id", "left_anti")
     )
+    if stopped_before is not None:
+        candidates = candidates.limit(0)
     if config.max_new_seeds_per_round is not None:
         candidates = _draw(candidates, seed, f"grow{round_number}", config.max_new_seeds_per_round)
     added = candidates.select(
         "doc_id",
         F.lit(round_number + 1).alias("added_in_round"),
-        F.concat(F.lit("pattern:"), F.col("url_pattern")).alias("why"),
+        F.format_string("pattern:%s score=%.3f", F.col("url_pattern"), F.col("score")).alias("why"),
     )
     next_seeds = seeds.unionByName(added)
     from quality.storage import spark_path
@@ -762,6 +867,13 @@ def run_round(
         spark_path(f"{staging}/next_seeds")
     )
     seeds_added = spark.read.parquet(spark_path(f"{staging}/next_seeds")).count() - seed_count
+
+    # The stopping rule: a round that adds fewer than `stop_min_new_seeds` seeds and no new
+    # code-related domain has nothing left to learn from; later rounds keep its model.
+    stopped_at = stopped_before
+    if stopped_at is None and seeds_added < config.stop_min_new_seeds and not new_domains:
+        stopped_at = round_number
+    known_code_patterns = sorted(set(known_patterns) | set(found_patterns))
 
     # Measurement on the held-out labelled pages.
     evaluation = evaluate(scored.filter(F.col("_holdout")))
@@ -776,6 +888,11 @@ def run_round(
         "seeds_added_for_next_round": seeds_added,
         "train_positives": model.train_positives,
         "train_negatives": model.train_negatives,
+        "train_negatives_labelled_code": negative_labels.get(LABEL_CODE, 0),
+        "train_negatives_labelled_other": negative_labels.get(LABEL_OTHER, 0),
+        "stopped": stopped_at is not None,
+        "stopped_at_round": stopped_at,
+        "trained": stopped_before is None,
         "vocabulary_size": model.vocabulary_size,
         "train_seconds": round(model.train_seconds, 3),
         "learning_rate": model.learning_rate,
@@ -814,6 +931,8 @@ def run_round(
         "code_domains": all_domains,
         "new_domains": new_domains,
         "code_patterns": found_patterns,
+        "known_code_patterns": known_code_patterns,
+        "stopped_at_round": stopped_at,
         "metrics": metrics,
         "config": asdict(config),
     }
@@ -924,11 +1043,16 @@ class CodePagesResult:
     rejected: DataFrame
     rows_in: int
     duplicates: int
+    near_duplicates: int = 0
+    near_facts: dict[str, Any] = field(default_factory=dict)
     _persisted: list[DataFrame] = field(default_factory=list)
+    _near: Any = None
 
     def release(self) -> None:
         for frame in self._persisted:
             frame.unpersist()
+        if self._near is not None:
+            self._near.release()
 
 
 def clean_code_pages(
@@ -939,6 +1063,7 @@ def clean_code_pages(
     text_filters: bool = True,
     filter_config: Any = None,
     signal_config: Any = None,
+    near_dedup_config: Any = None,
 ) -> CodePagesResult:
     """Recalled pages with one copy per content hash, judged by the quality filters' profiles.
 
@@ -946,7 +1071,13 @@ def clean_code_pages(
     the smallest URL, then the smallest doc_id; the others are `exact_duplicate` rows naming the
     kept one (`kept_doc_id`) and the hash (`cluster_id`). The survivors get the signals of
     `quality.signals` and the rules of their language's profile (`lang = 'text'` -> `text`);
-    a page a rule fires on is rejected with that rule's name, as `filtered_code` does for code."""
+    a page a rule fires on is rejected with that rule's name, as `filtered_code` does for code.
+
+    With `near_dedup_config` (a `quality.dedup.DedupConfig`), the exact survivors then go through
+    the MinHash engine of `near_dedup` (`quality.dedup.engine.near_dedup`): mirrors and versioned
+    copies of the same page (a banner, a version number, a changed paragraph apart) keep one page
+    per cluster by the engine's keep policy (newest date first); the others are `near_duplicate`
+    rows of this stage naming the kept page (`kept_doc_id`) and the cluster (`cluster_id`)."""
     persisted: list[DataFrame] = []
     recalled = recalled.persist(StorageLevel.MEMORY_AND_DISK)
     persisted.append(recalled)
@@ -998,7 +1129,21 @@ def clean_code_pages(
         )
     unique = unique.persist(StorageLevel.MEMORY_AND_DISK)
     persisted.append(unique)
-    duplicate_count = rows_in - unique.count()
+    unique_count = unique.count()
+    duplicate_count = rows_in - unique_count
+    near, near_count, near_facts = None, 0, {}
+    if near_dedup_config is not None:
+        from quality.dedup.engine import near_dedup
+
+        near = near_dedup(unique, near_dedup_config, log=lambda line: None)
+        near_kept = near.kept.drop("cluster_id").persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(near_kept)
+        near_count = unique_count - near_kept.count()
+        near_facts = near.facts
+        duplicates = duplicates.select(*reject_columns).unionByName(
+            near.rejected.withColumn("stage", F.lit(stage)).select(*reject_columns)
+        )
+        unique = near_kept
     if text_filters:
         from quality.filters import FilterConfig, apply_filters, load_profiles
         from quality.signals import SignalConfig, compute_signals
@@ -1012,4 +1157,6 @@ def clean_code_pages(
     else:
         kept, filtered = unique, duplicates.limit(0)
     rejected = duplicates.select(*reject_columns).unionByName(filtered.select(*reject_columns))
-    return CodePagesResult(kept, rejected, rows_in, duplicate_count, persisted)
+    return CodePagesResult(
+        kept, rejected, rows_in, duplicate_count, near_count, near_facts, _persisted=persisted, _near=near
+    )

@@ -10,6 +10,8 @@ Every input unit becomes exactly one row, kept (a page with its main text) or re
 The rules, in the order they are applied (the first that fires is the reject reason):
   malformed_json   a JSONL line that is not a JSON object
   corrupt_warc     a WARC file that cannot be read further (one row for the rest of the file)
+  truncated_record a WARC record whose body is shorter than its declared Content-Length (a file
+                   that breaks off mid-record reads without an error, short)
   missing_url      no URL (JSONL `url`, WARC-Target-URI)
   bad_url          a URL without an http(s) or file scheme, or without a host
   http_status      a WARC response whose HTTP status is not 200
@@ -130,8 +132,9 @@ class WebInputConfig:
     """Folder inputs: a page's URL is `url_base` + its path below `path` (after `url_rewrite`).
     Without it the page's own `<link rel=canonical>` is used, else a `file://` URL."""
     url_rewrite: tuple[str, ...] = ()
-    """Folder inputs: `[regex, replacement]` applied to the relative path before `url_base` is
-    prefixed (e.g. the Debian handbook's `fr-FR/apt.html` -> `fr-FR/stable/apt.html`)."""
+    """Folder inputs: `[regex, replacement, regex, replacement, ...]` applied in order (each at
+    most once) to the relative path before `url_base` is prefixed (e.g. the Debian handbook's
+    `fr-FR/apt.html` -> `fr-FR/stable/apt.html`)."""
     include: tuple[str, ...] = ("**/*.html", "**/*.htm")
     """Folder inputs: globs over the relative path; a file must match one."""
     exclude: tuple[str, ...] = ()
@@ -149,8 +152,8 @@ class WebInputConfig:
             )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"web input name {self.name!r} must be letters, digits, '_', '.' or '-'")
-        if self.url_rewrite and len(self.url_rewrite) != 2:
-            raise ValueError(f"web input {self.name!r}: url_rewrite is [regex, replacement]")
+        if len(self.url_rewrite) % 2:
+            raise ValueError(f"web input {self.name!r}: url_rewrite is [regex, replacement, ...] (pairs)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +173,10 @@ class WebIngestConfig:
     label_min_code_share: float = 0.10
     """...holding at least this share of its characters. A page without any code block is
     `other`; pages in between are left unlabelled (null), so the label set holds clear cases."""
+    label_max_inline_code_per_1000_chars: float = 2.0
+    """An `other` page must also have fewer inline code spans than this per 1,000 characters of
+    main text: API reference pages often have no code block but name code in every sentence
+    (the hand check found such pages among the rule's `other`); they are left unlabelled."""
     files_per_partition: int = 200
     """Folder inputs: files per Spark task (WARC and JSONL files are one task each)."""
 
@@ -380,18 +387,42 @@ def extract_main_text(html_text: str, url: str | None, config: WebIngestConfig) 
     )
 
 
-def label_for(code_blocks: int, code_chars: int, text_chars: int, config: WebIngestConfig) -> str | None:
+_INLINE_CODE = re.compile(r"(?<!`)`[^`\n]+`(?!`)")
+
+
+def inline_code_spans(markdown: str) -> int:
+    """Inline code spans (`x`) in extracted Markdown, outside fenced blocks."""
+    outside, inside = [], False
+    for line in markdown.split("\n"):
+        if _FENCE.match(line):
+            inside = not inside
+        elif not inside:
+            outside.append(line)
+    return len(_INLINE_CODE.findall("\n".join(outside)))
+
+
+def label_for(
+    code_blocks: int,
+    code_chars: int,
+    text_chars: int,
+    config: WebIngestConfig,
+    inline_spans: int = 0,
+) -> str | None:
     """The measurement label of a page, by a rule on its extracted main text:
 
     `code`  at least `label_min_code_blocks` fenced code blocks holding at least
             `label_min_code_share` of the main text's characters;
-    `other` no code block at all;
-    null    anything in between (one small snippet, or code that is a sliver of the page).
+    `other` no code block at all, and fewer than `label_max_inline_code_per_1000_chars` inline
+            code spans per 1,000 characters;
+    null    anything in between (one small snippet, code that is a sliver of the page, or
+            reference prose that names code in every sentence).
 
-    The rounds never read this column to train; it only measures them.
+    The rounds never read this column to train; it only measures them. Checked by hand on 120
+    pages: recipes/data/web_sample/label_check.tsv (the agreement is in its LABELS.md).
     """
     if code_blocks == 0:
-        return LABEL_OTHER
+        dense = inline_spans * 1000 >= config.label_max_inline_code_per_1000_chars * max(text_chars, 1)
+        return None if dense else LABEL_OTHER
     if code_blocks >= config.label_min_code_blocks and code_chars >= config.label_min_code_share * max(
         text_chars, 1
     ):
@@ -479,7 +510,9 @@ def judge_page(
             text_chars=text_chars,
             size_bytes=len(page.text.encode("utf-8", "surrogatepass")),
             sha256=content_sha256(page.text),
-            label=label_for(page.code_blocks, page.code_chars, text_chars, config),
+            label=label_for(
+                page.code_blocks, page.code_chars, text_chars, config, inline_code_spans(page.text)
+            ),
         )
     except Rejected as rejected:
         row["reason"], row["detail"] = rejected.reason, rejected.detail[:1000]
@@ -530,8 +563,9 @@ def page_url(web_input: WebInputConfig, relpath: str) -> str | None:
     if web_input.url_base is None:
         return None
     rel = relpath
-    if web_input.url_rewrite:
-        rel = re.sub(web_input.url_rewrite[0], web_input.url_rewrite[1], rel, count=1)
+    rewrites = web_input.url_rewrite
+    for pattern, replacement in zip(rewrites[::2], rewrites[1::2], strict=True):
+        rel = re.sub(pattern, replacement, rel, count=1)
     return web_input.url_base.rstrip("/") + "/" + rel.lstrip("/")
 
 
@@ -687,6 +721,16 @@ def _warc_units(item: dict, web_input: WebInputConfig, config: WebIngestConfig) 
                 body = record.content_stream().read(config.max_page_bytes + 1)
                 # Asking for the offset reads the rest of the record, so it comes after the body.
                 offset = records.get_record_offset()
+                declared = _declared_length(record, kind)
+                if declared is not None and len(body) < min(declared, config.max_page_bytes + 1):
+                    yield _unit(
+                        index,
+                        f"{rel}@{offset}",
+                        url=record.rec_headers.get_header("WARC-Target-URI"),
+                        reason="truncated_record",
+                        detail=f"the record holds {len(body)} of its {declared} declared bytes",
+                    )
+                    continue
                 charset = None
                 if content_type and "charset=" in content_type.lower():
                     charset = content_type.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
@@ -709,6 +753,17 @@ def _warc_units(item: dict, web_input: WebInputConfig, config: WebIngestConfig) 
             reason="corrupt_warc",
             detail=f"reading stopped after offset {offset}: {type(error).__name__}: {error}"[:500],
         )
+
+
+def _declared_length(record, kind: str) -> int | None:
+    """The body length a WARC record declares: the HTTP Content-Length of a response, the WARC
+    Content-Length of a resource; None when it declares none."""
+    if kind == "response":
+        value = record.http_headers.get_header("Content-Length") if record.http_headers else None
+    else:
+        value = record.rec_headers.get_header("Content-Length")
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _unit_reader(inputs: tuple[WebInputConfig, ...], config: WebIngestConfig):

@@ -12,9 +12,21 @@ web under the URL this module gives it, so `docs.python.org`, `debian-handbook.i
     npm-doc              docs.npmjs.com/cli/v<major>/...                    Artistic-2.0
     valgrind-doc         valgrind.org/docs/manual/...                       GPL-2.0+
     rust-doc             doc.rust-lang.org/stable/...   (rustup toolchain)  MIT OR Apache-2.0
+    maint-guide          www.debian.org/doc/manuals/maint-guide/...         GPL-2.0+
 
-`scripts/install-web-docs.sh` installs the three Debian documentation packages; the others are
-used when present. Without any of them the demo reads the committed sample
+and the background, documentation for people who use software rather than write it, and prose:
+
+    libreoffice-help     help.libreoffice.org/<7.x>/en-US/text/...          MPL-2.0
+    gnucash-docs         www.gnucash.org/docs/v<major>/<lang>/gnucash-...   GFDL-1.1+
+    debian-faq           www.debian.org/doc/manuals/debian-faq/...          (permissive, see copyright)
+    debian-history       www.debian.org/doc/manuals/project-history/...     GPL-2.0+
+    developers-reference www.debian.org/doc/manuals/developers-reference/.. GPL-2.0+
+    harden-doc           www.debian.org/doc/manuals/securing-debian-manual/ GPL-2.0+
+
+The recipe's `web.pages_per_site` gives each site its quota, so that code pages are a small
+minority of the pool (the demo: ~15% of pages carry the measurement label `code`), as on the
+web, and a random page is most likely prose. `scripts/install-web-docs.sh` installs the Debian
+documentation packages; the others are used when present. Without any of them the demo reads the committed sample
 (`recipes/data/web_sample/`, built from these sites by `scripts/build_web_pool.py --sample`).
 HTML documentation found elsewhere under /usr/share/doc has no known public URL and is listed by
 `unmapped_html_folders()` instead of being given an invented one.
@@ -30,11 +42,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts.storage import atomic_write
+from quality.dedup.config import DedupConfig
 from quality.ingest import list_folder
 from quality.recall import RecallConfig
 from quality.recipe import PROJECT_ROOT, SourceConfig, config_from_dict
@@ -74,10 +87,12 @@ class DocSite:
     def version_major(self, root: str) -> str | None:
         if not self.version_file or not self.version_pattern:
             return None
+        path = Path(root, self.version_file)
         try:
-            text = Path(root, self.version_file).read_text(encoding="utf-8", errors="replace")[:200_000]
+            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         except OSError:
             return None
+        text = data[:200_000].decode("utf-8", errors="replace")
         match = re.search(self.version_pattern, text)
         return match.group(1) if match else None
 
@@ -160,16 +175,87 @@ DOC_SITES: tuple[DocSite, ...] = (
         ),
         licence="MIT OR Apache-2.0",
     ),
+    # The background: documentation for people who use software rather than write it (an office
+    # suite's help, an accounting program's guide) and a project's prose (history, FAQ, policy
+    # for its members). Code is a small minority here, as on the web at large.
+    DocSite(
+        name="libreoffice-help",
+        roots=("/usr/share/libreoffice/help/en-US",),
+        url_base="https://help.libreoffice.org/{major}/en-US",
+        include=("text/**/*.html",),
+        licence="MPL-2.0",
+        version_file="text/shared/05/new_help.html",
+        version_pattern=r"LibreOffice (\d+\.\d+) Help",
+    ),
+    DocSite(
+        name="gnucash-docs",
+        roots=("/usr/share/doc/gnucash-docs",),
+        url_base="https://www.gnucash.org/docs/v{major}",
+        # gnucash-guide-en/x.html -> C/gnucash-guide/x.html; gnucash-help-de/ -> de/gnucash-help/
+        url_rewrite=(
+            r"^gnucash-(guide|help)-en/",
+            r"C/gnucash-\1/",
+            r"^gnucash-(guide|help)-([a-z]{2})/",
+            r"\2/gnucash-\1/",
+        ),
+        include=("gnucash-*/*.html",),
+        licence="GFDL-1.1-or-later",
+        version_file="changelog.Debian.gz",  # "gnucash-docs (4.13-1) unstable": the docs of GnuCash 4
+        version_pattern=r"^gnucash-docs \((\d+)\.",
+    ),
+    DocSite(
+        name="debian-faq",
+        roots=("/usr/share/doc/debian/FAQ",),
+        url_base="https://www.debian.org/doc/manuals/debian-faq",
+        include=("*.en.html",),  # the plain names are links to these
+        licence="LicenseRef-debian-faq",  # verbatim and modified copies permitted (copyright file)
+    ),
+    DocSite(
+        name="debian-history",
+        roots=("/usr/share/doc/debian-history/docs",),
+        url_base="https://www.debian.org/doc/manuals/project-history",
+        include=("*.html",),
+        licence="GPL-2.0-or-later",
+    ),
+    DocSite(
+        name="developers-reference",
+        roots=("/usr/share/developers-reference",),
+        url_base="https://www.debian.org/doc/manuals/developers-reference",
+        include=("*.html",),
+        exclude=("developers-reference.html",),  # the whole manual again on one page
+        licence="GPL-2.0-or-later",
+    ),
+    DocSite(
+        name="maint-guide",
+        roots=("/usr/share/doc/maint-guide/html",),
+        url_base="https://www.debian.org/doc/manuals/maint-guide",
+        include=("*.en.html",),
+        licence="GPL-2.0-or-later",
+    ),
+    DocSite(
+        name="harden-doc",
+        roots=("/usr/share/doc/harden-doc/html",),
+        url_base="https://www.debian.org/doc/manuals/securing-debian-manual",
+        url_rewrite=(r"^en-US/(.*)\.html$", r"\1.en.html"),
+        include=("en-US/*.html",),
+        licence="GPL-2.0-or-later",
+    ),
 )
 
 
 def installed_doc_inputs(
-    max_pages_per_site: int | None = None, sites: tuple[str, ...] | None = None
+    max_pages_per_site: int | None = None,
+    sites: tuple[str, ...] | None = None,
+    pages_per_site: dict[str, int] | None = None,
 ) -> list[WebInputConfig]:
-    """A folder web input for every documentation site present on this machine."""
+    """A folder web input for every documentation site present on this machine; a site named in
+    `pages_per_site` gets that many pages (a hash sample), the others `max_pages_per_site`."""
     inputs = []
+    pages_per_site = pages_per_site or {}
     for site in DOC_SITES:
         if sites is not None and site.name not in sites:
+            continue
+        if pages_per_site.get(site.name, 1) == 0:
             continue
         root = site.root()
         if root is None:
@@ -189,7 +275,7 @@ def installed_doc_inputs(
                 url_rewrite=site.url_rewrite,
                 include=site.include,
                 exclude=site.exclude,
-                max_pages=max_pages_per_site,
+                max_pages=pages_per_site.get(site.name, max_pages_per_site),
                 licence=site.licence,
             )
         )
@@ -224,6 +310,14 @@ class CodePagesConfig:
 
     exact_dedup: bool = True
     """Keep one page per content SHA-256: the highest score, then the smallest URL, wins."""
+    near_dedup: bool = True
+    """Then remove near duplicates (mirrors, versioned copies of the same docs) with the MinHash
+    engine of `near_dedup` (`quality.dedup`), settings in `near`."""
+    near: DedupConfig = field(
+        default_factory=lambda: DedupConfig(threshold=0.7, num_bands=32, rows_per_band=8, min_tokens=50)
+    )
+    """MinHash settings for web pages (the keys of the recipe's `dedup` section). 32 x 8 bands
+    over 256 permutations as for code; `min_tokens` 50 leaves short pages to exact dedup."""
     text_filters: bool = True
     """Judge pages with the quality filters' `text` profile (signals from `quality.signals`,
     thresholds from `quality/profiles/text.yaml`, overrides from the recipe's `quality_filter`)."""
@@ -239,6 +333,10 @@ class WebConfig:
     """Only these installed sites (by name); None takes every site found."""
     max_pages_per_site: int | None = 300
     """A hash sample of at most this many pages per installed site (None: all of them)."""
+    pages_per_site: dict[str, int] = field(default_factory=dict)
+    """Per installed site (by name), its own page quota instead of `max_pages_per_site` (0 leaves
+    the site out). This is how a pool gets a realistic background: a few hundred pages of user
+    help and project prose for every few dozen pages of programming documentation."""
     inputs: tuple[WebInputConfig, ...] = ()
     """Further inputs (folders of HTML, JSONL with url+html, WARC files), each a mapping with
     the keys of WebInputConfig."""
@@ -267,7 +365,7 @@ class WebConfig:
         """The inputs this machine gives: installed sites plus `inputs`, else `fallback_inputs`."""
         found: list[WebInputConfig] = []
         if self.installed_docs:
-            found += installed_doc_inputs(self.max_pages_per_site, self.installed_sites)
+            found += installed_doc_inputs(self.max_pages_per_site, self.installed_sites, self.pages_per_site)
         found += list(self.inputs)
         return tuple(found) if found else self.fallback_inputs
 
