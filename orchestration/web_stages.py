@@ -238,6 +238,18 @@ def log_history_to_mlflow(history: list[dict[str, Any]]) -> None:
                 mlflow.log_metric(f"recall.by_round.{key}", float(entry[key]), step=int(entry["round"]))
 
 
+def log_histogram_to_mlflow(histogram: list[dict[str, Any]]) -> None:
+    """This round's score histogram as stepped MLflow metrics (`recall.score_histogram.<label>`,
+    step = bin), so MLflow charts it beside the PNG in the asset's metadata."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    for entry in histogram:
+        for label in ("code", "other", "unlabelled"):
+            mlflow.log_metric(f"recall.score_histogram.{label}", float(entry[label]), step=int(entry["bin"]))
+
+
 def _round_engine(number: int):
     def run(run: StageRun) -> Outcome:
         from quality.recall import run_round
@@ -274,6 +286,7 @@ def _round_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> 
     numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
     history = round_history(recall_workdir(run.layout), number, metrics)
     log_history_to_mlflow(history)
+    log_histogram_to_mlflow(result.histogram)
     return Report(
         metadata={
             "pages_recalled": int(metrics["pages_recalled"]),
