@@ -285,6 +285,7 @@ def xpath_literal(text: str) -> str:
     return f"'{text}'" if "'" not in text else f'"{text}"'
 
 
+@pytest.mark.slow
 def test_ui_in_a_browser(running_ui, browser):
     page = Page(browser)
     try:
