@@ -137,11 +137,11 @@ SIGNALS: dict[str, tuple[pa.DataType, str]] = {
     "py_parses": (_BOOL, "the Python source parses with `ast` (null: not Python)"),
     "py_func_ratio": (
         _F64,
-        "function definitions per code line (code lines: not blank, comment or docstring)",
+        "`def` functions per code line (code lines: not blank, comment or docstring)",
     ),
     "py_simple_func_ratio": (_F64, "functions whose whole body is one `return`, per code line"),
     "py_frac_pass_lines": (_F64, "`pass` statements per code line"),
-    "py_frac_import_lines": (_F64, "import statements per code line"),
+    "py_frac_import_lines": (_F64, "code lines mentioning 'import', per code line (OpenCoder's definition)"),
     "py_frac_print_lines": (_F64, "`print(...)` calls per code line"),
     "py_no_logic_score": (
         _F64,
@@ -149,7 +149,7 @@ SIGNALS: dict[str, tuple[pa.DataType, str]] = {
     ),
     "py_no_variables": (
         _BOOL,
-        "no name is bound anywhere: no assignment to a name, no `for` target, no parameter",
+        "no variable anywhere: no `name = ...`, no `for name in`, no `def` parameter (OpenCoder's definition)",
     ),
     # --- per document: other languages -----------------------------------------------------
     "c_num_main": (_I64, "`main` function definitions (C, C++)"),
@@ -624,17 +624,6 @@ _BLOCK_FIELDS = ("body", "orelse", "finalbody")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def _bound_names(target: ast.expr) -> int:
-    """Plain names a binding target binds (`a`, `a, b`, `[a, *b]`; not `a.b` or `a[i]`)."""
-    if isinstance(target, ast.Name):
-        return 1
-    if isinstance(target, ast.Starred):
-        return _bound_names(target.value)
-    if isinstance(target, ast.Tuple | ast.List):
-        return sum(_bound_names(element) for element in target.elts)
-    return 0
-
-
 @dataclass
 class PythonFacts:
     """Statement-level counts of a parsed module (a walk over statements only: expressions are
@@ -657,8 +646,10 @@ class PythonFacts:
 def python_facts(tree: ast.Module) -> PythonFacts:
     """The counts OpenCoder's Python rules are built on, defined as in its released code unless a
     profile lists a deviation: a *simple* function's body is a single `return` (a docstring makes
-    two statements), *variables* are names bound by assignment, a `for` target or a parameter, a
-    *class attribute* is a name assigned directly in a class body."""
+    two statements), *variables* are plain names assigned with `=`, plain `for` targets and the
+    parameters of `def` functions (tuple unpacking, annotated assignments and `async def`
+    parameters do not count, as in the released visitor), a *class attribute* is a name assigned
+    directly in a class body."""
     facts = PythonFacts()
     stack: list[tuple[list[ast.stmt], str]] = [(tree.body, "scope")]
     while stack:
@@ -681,17 +672,12 @@ def python_facts(tree: ast.Module) -> PythonFacts:
                     facts.prints += 1
                 continue
             if kind in _FUNCTIONS:
-                facts.functions += 1
-                if len(node.body) == 1 and type(node.body[0]) is ast.Return:
-                    facts.simple_functions += 1
-                arguments = node.args
-                facts.variables += (
-                    len(arguments.posonlyargs)
-                    + len(arguments.args)
-                    + len(arguments.kwonlyargs)
-                    + (arguments.vararg is not None)
-                    + (arguments.kwarg is not None)
-                )
+                # As released, only `def` functions count (its visitors have no visit of
+                # AsyncFunctionDef); an `async def` body is still walked.
+                if kind is ast.FunctionDef:
+                    facts.functions += 1
+                    facts.simple_functions += len(node.body) == 1 and type(node.body[0]) is ast.Return
+                    facts.variables += len(node.args.args)
                 stack.append((node.body, "scope"))
                 continue
             if kind is ast.ClassDef:
@@ -710,11 +696,9 @@ def python_facts(tree: ast.Module) -> PythonFacts:
             elif kind is ast.Return:
                 facts.returns += 1
             elif kind is ast.Assign:
-                facts.variables += sum(_bound_names(t) for t in node.targets)
-            elif kind is ast.AnnAssign or kind is ast.AugAssign:
-                facts.variables += _bound_names(node.target)
-            elif kind is ast.For or kind is ast.AsyncFor:
-                facts.variables += _bound_names(node.target)
+                facts.variables += sum(isinstance(t, ast.Name) for t in node.targets)
+            elif kind is ast.For:
+                facts.variables += isinstance(node.target, ast.Name)
             for block_field in _BLOCK_FIELDS:
                 block = getattr(node, block_field, None)
                 if block:
@@ -736,14 +720,26 @@ def parse_python(text: str) -> ast.Module | None:
             return None
 
 
-def python_code_lines(lines: list[str], doc_lines: set[int]) -> int:
+def python_code_lines(lines: list[str], doc_lines: set[int]) -> list[str]:
     """Lines holding code: not blank, not only a comment, not part of a docstring (OpenCoder's
     denominator: its lexer strips comments and docstrings, then counts the non-empty lines)."""
-    return sum(
-        1
+    return [
+        line
         for number, line in enumerate(lines, 1)
         if number not in doc_lines and (stripped := line.lstrip()) and not stripped.startswith("#")
-    )
+    ]
+
+
+def _code_line_signals(code_lines: list[str], out: dict[str, Any]) -> None:
+    """Duplicate and assert lines over code lines, as OpenCoder defines them: a line repeated
+    (whitespace ignored) counts unless it is one character or `},`."""
+    if not code_lines:
+        return
+    squeezed = ["".join(line.split()) for line in code_lines]
+    counts = Counter(squeezed)
+    duplicated = sum(c for s, c in counts.items() if c > 1 and len(s) > 1 and s != "},")
+    out["frac_dup_lines"] = duplicated / len(squeezed)
+    out["frac_assert_lines"] = sum(1 for line in code_lines if "assert" in line.lower()) / len(code_lines)
 
 
 def _python_signals(doc: _Doc, out: dict[str, Any], tree: ast.Module | None) -> int:
@@ -752,16 +748,23 @@ def _python_signals(doc: _Doc, out: dict[str, Any], tree: ast.Module | None) -> 
     if tree is None:
         return 0
     facts = python_facts(tree)
-    code = python_code_lines(doc.lines, facts.doc_lines)
+    code_lines = python_code_lines(doc.lines, facts.doc_lines)
+    code = len(code_lines)
+    # OpenCoder's import count, as released: code lines mentioning "import" (statements, and also
+    # `importlib` calls); a multi-line `from x import (...)` is one such line.
+    import_lines = sum(1 for line in code_lines if "import" in line.lower())
+    # For Python the line rules see the code lines as OpenCoder does (comments and docstrings
+    # left out), replacing the all-lines values of the "lines" group.
+    _code_line_signals(code_lines, out)
     out["py_no_variables"] = facts.variables == 0
     if code == 0:  # only comments and docstrings: no ratio is defined (OpenCoder: null as well)
         return facts.docstring_chars
     out["py_func_ratio"] = facts.functions / code
     out["py_simple_func_ratio"] = facts.simple_functions / code
     out["py_frac_pass_lines"] = facts.passes / code
-    out["py_frac_import_lines"] = min(1.0, facts.imports / code)
+    out["py_frac_import_lines"] = min(1.0, import_lines / code)
     out["py_frac_print_lines"] = facts.prints / code
-    no_logic = facts.functions + facts.classes + facts.imports + facts.returns + facts.class_attributes
+    no_logic = facts.functions + facts.classes + import_lines + facts.returns + facts.class_attributes
     out["py_no_logic_score"] = no_logic / code
     return facts.docstring_chars
 
