@@ -12,7 +12,12 @@ near_dedup   1. signatures: MinHash over token 5-grams, computed per Arrow batch
                 to `bucket_cap` members are paired all-to-all and every pair's exact Jaccard on
                 its shingle sets must reach the threshold; bigger buckets are verified against
                 their smallest member only, and reported as capped;
-             3. components: large-star / small-star on Spark (`quality.dedup.components`);
+             3. components: a candidate graph of at most `driver_graph_max_edges` edges is
+                collected (one job has signed every document and counted the buckets) and
+                labelled on the driver in numpy, with the keep choice of step 4; a bigger one
+                goes through large-star / small-star rounds on Spark (`quality.dedup.components`).
+                Both give the same labels, so small corpora pay for a handful of jobs, not one
+                per round;
              4. keep: the same keep policy per component picks the document to keep; members
                 whose MinHash Jaccard estimate with it reaches `kept_twin_min_jaccard` are
                 rejected as `near_duplicate`; the rest of the component (the far end of a chain
