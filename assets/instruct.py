@@ -200,7 +200,9 @@ def sft_run_config(
         lr=config.lr,
         min_lr=config.min_lr,
         schedule="wsd",
-        warmup_steps=min(config.warmup_steps, max(0, steps - 1)),
+        # The warmup ends within stage 1: the loop reads the stage-2 set only in the decay phase,
+        # and a warmup running into it would take stage-2 steps for stage 1.
+        warmup_steps=min(config.warmup_steps, config.stage1_steps if has_two else max(0, steps - 1)),
         decay_fraction=config.stage2_steps / steps if has_two else 0.2,
         anneal=has_two,
         weight_decay=0.0,
