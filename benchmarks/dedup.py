@@ -60,7 +60,6 @@ import json
 import os
 import random
 import re
-import resource
 import subprocess
 import tempfile
 import threading
@@ -402,12 +401,15 @@ def _config(args) -> DedupConfig:
 
 
 class PeakMemory:
-    """Peak PSS of a process and all its descendants, sampled in a thread."""
+    """Peak PSS of a process and all its descendants, and the CPU seconds they used, sampled in a
+    thread. CPU: the last user + system time seen of each process (by pid and start time); a
+    process's last interval before it exits (under 0.2 s) is missed, so the figure is a floor."""
 
     def __init__(self, pid: int, interval: float = 0.2):
         import psutil
 
         self.process, self.interval, self.peak = psutil.Process(pid), interval, 0
+        self._cpu: dict[tuple[int, float], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -419,6 +421,8 @@ class PeakMemory:
         for proc in [self.process, *self.process.children(recursive=True)]:
             try:
                 total += proc.memory_full_info().pss
+                times = proc.cpu_times()
+                self._cpu[(proc.pid, proc.create_time())] = times.user + times.system
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return total
@@ -436,6 +440,10 @@ class PeakMemory:
         self._thread.join()
         return self.peak
 
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
 
 def run_child(
     kind: str, parquet: Path, args, engine_root: Path | None = None, label: str | None = None
@@ -452,20 +460,18 @@ def run_child(
     if engine_root is not None:
         command += ["--engine-root", str(engine_root)]
     with open(parquet.with_suffix(f".{label}.log"), "w") as log:
-        # CPU seconds of the whole child tree (JVM, Python driver and workers: each reaped by its
-        # parent, so they add up in RUSAGE_CHILDREN): a figure that machine load does not inflate.
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
         meter = PeakMemory(process.pid)
         code = process.wait()
         peak = meter.stop()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if code != 0:
         raise RuntimeError(f"{label} child failed ({code}); see {parquet.with_suffix(f'.{label}.log')}")
     result = json.loads(output.read_text())
     result["decisions"] = {k: tuple(v) for k, v in result["decisions"].items()}
     result["peak_pss_mib"] = peak / 2**20
-    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # CPU seconds of the whole child tree (JVM, Python driver and workers): what machine load does
+    # not inflate. (Not RUSAGE_CHILDREN: the JVM outlives its Python parent and is never reaped by it.)
+    result["cpu_s"] = meter.cpu_seconds
     return result
 
 
