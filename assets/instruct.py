@@ -208,6 +208,7 @@ def sft_run_config(
         weight_decay=0.0,
         seed=config.seed,
         checkpoint_every=max(1, steps // 2),
+        keep_checkpoints=1,  # a 135M model's full state is ~1.6 GB per checkpoint
         log_every=1,
         log_checkpoint_artifacts=False,
         cpu_threads=launch.cpu_threads,
