@@ -17,6 +17,17 @@ The recipe's `web.recall` section gives the round settings (`--recipe`, default 
 The goal: recall rises from round 1 to round 3 with precision at or above round 1's, and round 3
 beats both recall baselines (F1). It also prints how the measurement labels agree with the hand
 check in recipes/data/web_sample/label_check.tsv.
+
+Seen on this machine (2 cores shared, load 10-30), demo recipe:
+  installed pool, 1,070 pages (1,025 kept, 14.9% labelled code), 39 held-out code pages:
+    seed patterns alone P 0.667 R 0.154 F1 0.250; one classifier P 0.600 R 0.231 F1 0.333;
+    rounds 1/2/3: P 0.500/0.600/0.667, R 0.205/0.231/0.308, F1 0.291/0.333/0.421
+  committed sample (--pool sample), 356 pages (11.6% code), 8 held-out code pages:
+    seed patterns alone F1 0.200; one classifier F1 0.364;
+    rounds 1/2/3: P 0.667/0.600/0.800, R 0.250/0.375/0.500, F1 0.364/0.462/0.615
+(few held-out code pages: one page moves recall by 0.03 on the pool, 0.125 on the sample.)
+Two runs of the installed pool gave the same figures. Time at load 12-18: extraction 158 s
+(6.8 pages/s), rounds 36 + 27 + 21 s; the sample: extraction 38 s, rounds ~13 s each.
 """
 
 from __future__ import annotations
