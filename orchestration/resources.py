@@ -96,7 +96,15 @@ class MLflowResource(dg.ConfigurableResource):
             return experiment.experiment_id
         artifacts = layout.mlflow_artifacts
         location = artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
-        return mlflow.create_experiment(recipe.experiment_name, artifact_location=location)
+        try:
+            return mlflow.create_experiment(recipe.experiment_name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            # Steps running at once (the UI's multiprocess executor) on a fresh store may all find
+            # no experiment; those losing the race to create it read the one that won.
+            experiment = mlflow.get_experiment_by_name(recipe.experiment_name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     @contextmanager
     def run(self, context: Any, recipe: Recipe, layout: StorageLayout, **params: Any) -> Iterator[Any]:
