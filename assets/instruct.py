@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from assets._stage import OWNER, as_json, markdown_table, stage_asset, stage_asset_checks
-from assets.training import launch_training
+from assets.training import train_or_reuse
 from orchestration.instruct_stages import (
     GROUP_INSTRUCT,
     INSTRUCTIONS,
@@ -31,7 +31,7 @@ from orchestration.instruct_stages import (
 from orchestration.resources import MLflowResource, RecipeResource, StorageResource
 from quality.recipe import Recipe
 from quality.storage import StorageLayout, read_manifest, write_json_atomic
-from training.config import DataPaths, RunConfig, TrackingConfig, TrainConfig, dump_run_config, settings_of
+from training.config import DataPaths, RunConfig, TrackingConfig, TrainConfig, settings_of
 from training.instruct.config import SFTConfig
 
 seed_functions = stage_asset(SEED_FUNCTIONS_STAGE)
@@ -271,16 +271,9 @@ def sft_checkpoint(
 ) -> dg.MaterializeResult:
     loaded, layout = recipe.load(), storage.layout()
     run, run_dir = sft_run_config(context, loaded, layout, mlflow)
-    summary_path, config_path = run_dir / "summary.json", run_dir / "run.yaml"
-    if summary_path.exists() and json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        context.log.info(f"SFT already finished in {run_dir}; using its summary.json")
-    else:
-        # An unfinished folder (a killed run) is resumed from its last checkpoint by the entry point.
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_run_config(run, config_path)
-        reported = launch_training(context, run, config_path, layout)
-        summary = {key: value.value for key, value in reported.items()}
+    # The run folder is keyed by every SFT setting and the data checksum: a finished one is the
+    # same model, whichever Dagster run asks.
+    summary, _, _ = train_or_reuse(context, run, run_dir, layout, what="SFT", reuse_across_runs=True)
     manifest = {
         "stage": SFT_CHECKPOINT,
         "hf_model_dir": summary["hf_model_dir"],

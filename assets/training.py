@@ -437,6 +437,46 @@ def launch_training(
     return dict(reported[0].metadata or {})
 
 
+def train_or_reuse(
+    context: dg.AssetExecutionContext,
+    run: RunConfig,
+    run_dir: Path,
+    layout: StorageLayout,
+    *,
+    what: str,
+    reuse_across_runs: bool = False,
+) -> tuple[dict, dict, str]:
+    """Launch `python -m training.entrypoint` for `run` in `run_dir`, or take the summary of a run
+    that already finished there. Returns (summary, what Pipes reported, where the summary came from).
+
+    A finished folder is reused by a retry of the same Dagster run; another Dagster run retrains
+    from scratch into a fresh MLflow run tagged with it, unless `reuse_across_runs` (the folder's
+    name already holds every setting and the data checksum). An unfinished folder (killed,
+    preempted) is resumed from its last checkpoint by the entry point."""
+    summary_path, config_path = run_dir / "summary.json", run_dir / "run.yaml"
+
+    def finished() -> bool:
+        return summary_path.exists() and bool(
+            json.loads(summary_path.read_text(encoding="utf-8")).get("finished")
+        )
+
+    if finished() and not reuse_across_runs:
+        previous = (
+            load_run_config(config_path).tracking.tags.get("dagster.run_id") if config_path.exists() else None
+        )
+        if previous != context.run_id:
+            shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if finished():
+        # Nothing is launched, so the run folder's summary is the only record.
+        context.log.info(f"{what} already finished in {run_dir}; using its summary.json")
+        return json.loads(summary_path.read_text(encoding="utf-8")), {}, "summary.json (a finished run)"
+    dump_run_config(run, config_path)
+    context.log.info(f"{what} run folder {run_dir} (launcher: {run.training.launcher})")
+    reported = launch_training(context, run, config_path, layout)
+    return {key: value.value for key, value in reported.items()}, reported, "dagster pipes"
+
+
 @dg.asset(
     name=CHECKPOINT,
     group_name=GROUP_MODEL,
@@ -460,30 +500,7 @@ def checkpoint(
 ) -> dg.MaterializeResult:
     loaded, layout = recipe.load(), storage.layout()
     run, run_dir = run_config_for(context, loaded, layout, mlflow)
-    summary_path, config_path = run_dir / "summary.json", run_dir / "run.yaml"
-    reported: dict = {}
-    if summary_path.exists() and json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
-        previous = (
-            load_run_config(config_path).tracking.tags.get("dagster.run_id") if config_path.exists() else None
-        )
-        # The same Dagster run (a retry after training finished) keeps the result; any other
-        # run retrains from scratch into a fresh MLflow run tagged with it. An unfinished run
-        # folder (killed, preempted) is resumed from its last checkpoint.
-        if previous != context.run_id:
-            shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if summary_path.exists() and json.loads(summary_path.read_text(encoding="utf-8")).get("finished"):
-        # A retry of this Dagster run after training had finished: nothing is launched, so the
-        # run folder's summary is the only record.
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        source = "summary.json (retry of a finished run)"
-        context.log.info(f"training already finished in {run_dir}; using its summary.json")
-    else:
-        dump_run_config(run, config_path)
-        context.log.info(f"training run folder {run_dir} (launcher: {run.training.launcher})")
-        reported = launch_training(context, run, config_path, layout)
-        summary = {key: value.value for key, value in reported.items()}
-        source = "dagster pipes"
+    summary, reported, source = train_or_reuse(context, run, run_dir, layout, what="training")
     hf_dir = summary["hf_model_dir"]
     weights = Path(hf_dir) / "model.safetensors"
     digest = (
