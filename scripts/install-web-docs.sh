@@ -13,34 +13,6 @@ PACKAGES=(
     libreoffice-help-en-us gnucash-docs debian-faq debian-history developers-reference harden-doc
 )
 
-missing=()
-for package in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-    echo "web docs: ${PACKAGES[*]} already installed"
-    exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "web docs: no apt-get here; the demo uses the committed sample (recipes/data/web_sample)"
-    exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "web docs: not root and no password-less sudo; the demo uses the committed sample"
-        exit 0
-    fi
-fi
-echo "web docs: installing ${missing[*]}"
-if ! $SUDO apt-get update -qq; then
-    echo "web docs: apt-get update failed; the demo uses the committed sample"
-    exit 0
-fi
-if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-    echo "web docs: apt-get install failed; the demo uses the committed sample"
-    exit 0
-fi
-echo "web docs: installed ${missing[*]}"
+# shellcheck source=apt-packages.sh
+. "$(dirname "$0")/apt-packages.sh"
+apt_packages "web docs" optional "the demo uses the committed sample (recipes/data/web_sample)" "${PACKAGES[@]}"
