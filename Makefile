@@ -8,7 +8,7 @@ STAMP := $(VENV)/.codecook-installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test test-fast ui lint env web-docs syntax-samples browser clean
+.PHONY: demo test test-fast ui lint env web-docs syntax-samples browser generators clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,12 @@ browser:
 syntax-samples:
 	-@test -x scripts/install-syntax-samples.sh && bash scripts/install-syntax-samples.sh
 
-test: $(STAMP) web-docs syntax-samples browser
+# Debian's code generators (protoc, thrift, swig, flex, bison, Qt's moc/uic/rcc ...) whose real
+# output tests/test_generated_real.py checks; required.
+generators:
+	bash scripts/install-generators.sh
+
+test: $(STAMP) web-docs syntax-samples browser generators
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)
