@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 
 import grpc
-
 import inventory_pb2
 import inventory_pb2_grpc
 
