@@ -1,8 +1,10 @@
 """Runs real code generators on the small inputs beside this file, for the generated-code checks.
 
 `generate(run, out)` writes one generator's output for one target language into `out`;
-`expected(run, relative_path)` says which `quality.generated` tool name each written file must get
-(or why a file is not expected to be recognised). tests/test_generated_real.py and
+`expected(run, relative_path, size)` says which `quality.generated` tool name each written file
+must get, or why it is not asserted (an empty file, a package marker, openapi-generator's build,
+CI and documentation files and the runtime templates it copies unchanged, none of which carries a
+mark of the generator). tests/test_generated_real.py and
 `python -m benchmarks.generated_code` use both. The generators are Debian packages
 (scripts/install-generators.sh, `make generators`) and PyPI packages (the `generators` extra of
 pyproject.toml); `missing(run)` names what is not installed.
@@ -256,6 +258,7 @@ RUNS: tuple[Run, ...] = (
             ("java", "src/*.java"),
             ("go", "*.go"),
             ("typescript-axios", "*.ts"),
+            ("ruby", "lib/*.rb"),
         )
     ),  # fmt: skip
 )
