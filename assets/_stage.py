@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from contracts.reuse import StageStore, engine_fingerprint, files_fingerprint, stage_key
-from orchestration.automation import CODE_SOURCES, data_refresh_condition
+from orchestration.automation import WATCHED_BY_STAGE, data_refresh_condition
 from orchestration.checks import declared_checks, stage_checks
 from orchestration.resources import (
     DuckDBResource,
@@ -52,8 +52,6 @@ OWNER = "team:codecook"
 STAGE_STORE_ENV = "CODECOOK_STAGE_STORE"
 # Sections a stage reads besides its own (they are part of its key).
 EXTRA_SECTIONS = {"code_web_pages": ("quality_filter",)}
-# Observable inputs a stage reads besides upstream stages (the automation's watched sources).
-WATCHED_SOURCES = {"raw_code": (CODE_SOURCES,)}
 
 
 def stage_store() -> StageStore | None:
@@ -191,7 +189,7 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=stage.name,
-        deps=[dg.AssetKey(name) for name in (*stage.upstream, *WATCHED_SOURCES.get(stage.name, ()))],
+        deps=[dg.AssetKey(name) for name in (*stage.upstream, *WATCHED_BY_STAGE.get(stage.name, ()))],
         group_name=stage.group,
         # Data stages refresh when an input changed (orchestration.automation); model and
         # evaluation stages are never started by automation.

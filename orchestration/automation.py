@@ -1,14 +1,20 @@
 """Declarative refresh: which assets Dagster rebuilds by itself, and the sensor that evaluates it.
 
-    code_sources (observed every 15 min: a fingerprint of the recipe's source files)
-        -> raw_code -> exact_dedup -> ... -> code_mix        eager: rebuilt when an input changed
-    web_pages -> recall_round_1..N -> code_web_pages         eager
-    tokenizer, token_shards, checkpoint, eval_*              no condition: never started by automation
+    code_sources      -> raw_code -> exact_dedup -> ... -> code_mix     eager: rebuilt when an
+    notebook_sources  -> notebooks -> notebooks_clean -> code_mix      input changed
+    commit_sources    -> git_commits -> code_mix
+    issue_sources     -> gh_issues -> code_mix
+    web_sources       -> web_pages -> recall_round_1..N -> code_web_pages
+    tokenizer, token_shards, checkpoint, eval_*                         no condition: never started
+                                                                        by automation
 
-The data assets (groups `data` and `web`) carry `AutomationCondition.eager()`: requested when a
-dependency has a newer materialization (or, for `raw_code`, a new observed data version of the
-sources), never while a dependency is missing or in progress, never twice for one update. A change
-in one branch requests that branch's downstream data assets and nothing else. Training and
+The `*_sources` assets are observable source assets (`WATCHED_SOURCES`), one per stage that reads
+from outside the storage root, observed every 15 min: each observation's data version is a
+fingerprint of exactly the inputs that stage reads (files' paths, sizes and mtimes; a repository's
+HEAD commit). The data assets (groups `data` and `web`) carry `AutomationCondition.eager()`:
+requested when a dependency has a newer materialization or a new observed data version, never
+while a dependency is missing or in progress, never twice for one update. A change in one input
+requests that branch's data assets and what depends on them, nothing else. Training and
 evaluation carry no condition on purpose: a CPU-hour (or GPU-day) run is started deliberately,
 from the UI or the weekly schedule's job, not by a changed file.
 
@@ -19,14 +25,23 @@ UI (Automation tab). The asset pages show each condition and the sensor's evalua
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
 from contracts.reuse import files_fingerprint
 from orchestration.stage import GROUP_DATA, GROUP_WEB
 from quality.ingest import SourceError, list_folder
+from quality.plain import InputError
 
 CODE_SOURCES = "code_sources"
+NOTEBOOK_SOURCES = "notebook_sources"
+COMMIT_SOURCES = "commit_sources"
+ISSUE_SOURCES = "issue_sources"
+WEB_SOURCES = "web_sources"
 GROUP_SOURCES = "sources"
 # How often the automation sensor asks for a new look at the source files.
 OBSERVE_CRON = "*/15 * * * *"
@@ -44,6 +59,34 @@ def sources_observation_condition() -> dg.AutomationCondition:
     )
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """One observation of a watched source: its data version and what it covers."""
+
+    version: str
+    """A digest of every input's identity (paths, sizes, mtimes; a repository's HEAD commit)."""
+    by_input: dict[str, int]
+    """Units per input (files; commits for a repository): an input with 0 selects nothing."""
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:24]
+
+
+def _listed(name: str, listed) -> list[str]:
+    return [f"{name}\0{item.relpath}\0{item.size}\0{item.mtime}" for item in listed]
+
+
+def _stat(path: str) -> str:
+    stat = os.stat(path)
+    return f"{path}\0{stat.st_size}\0{stat.st_mtime}"
+
+
+def _failure(key: str, error: object) -> dg.Failure:
+    """A missing or unreadable input fails the observation (visibly), it is not a new version."""
+    return dg.Failure(description=f"{key}: {error}")
+
+
 def sources_fingerprint(recipe) -> tuple[str, int, dict[str, int]]:
     """A data version for the recipe's code sources, the number of files it covers, and that
     number per source.
@@ -52,30 +95,178 @@ def sources_fingerprint(recipe) -> tuple[str, int, dict[str, int]]:
     outside the globs changes nothing. File sources (JSONL, Parquet): size and mtime. A folder that
     is missing or unreadable is an error (the observation fails, visibly), not a new version.
     """
-    digest, by_source = hashlib.sha256(), {}
+    found = code_fingerprint(recipe)
+    return found.version, sum(found.by_input.values()), found.by_input
+
+
+def code_fingerprint(recipe) -> Fingerprint:
+    """`sources`, read by raw_code (see `sources_fingerprint`)."""
+    lines, by_input = [], {}
     for source in recipe.sources:
         if source.kind == "folder":
             try:
                 listed = list_folder(source)
             except SourceError as error:
-                raise dg.Failure(description=f"code_sources: {error}") from error
-            for item in listed:
-                digest.update(f"{source.name}\0{item.relpath}\0{item.size}\0{item.mtime}\n".encode())
-            by_source[source.name] = len(listed)
+                raise _failure(CODE_SOURCES, error) from error
+            lines += _listed(source.name, listed)
+            by_input[source.name] = len(listed)
         else:
-            digest.update(f"{source.name}\0{files_fingerprint([source.path])}\n".encode())
-            by_source[source.name] = 1
-    return digest.hexdigest()[:24], sum(by_source.values()), by_source
+            lines.append(f"{source.name}\0{files_fingerprint([source.path])}")
+            by_input[source.name] = 1
+    return Fingerprint(_digest(lines), by_input)
+
+
+def notebook_fingerprint(recipe) -> Fingerprint:
+    """`notebooks.paths` and `.packages`, read by notebooks: every notebook file's size and mtime."""
+    from quality.notebooks import NotebookConfig, list_notebooks
+
+    try:
+        listed = list_notebooks(recipe.section("notebooks", NotebookConfig))
+    except InputError as error:
+        raise _failure(NOTEBOOK_SOURCES, error) from error
+    by_input: dict[str, int] = {}
+    for name, _, _ in listed:
+        by_input[name] = by_input.get(name, 0) + 1
+    return Fingerprint(_digest([f"{shown}\0{_stat(path)}" for _, path, shown in listed]), by_input)
+
+
+def commit_fingerprint(recipe) -> Fingerprint:
+    """`git_commits.repositories`, read by git_commits: each repository's HEAD commit (the walk
+    starts there) and how many commits are taken. A commit changes HEAD; a checkout of an old
+    branch does too, as it changes what the stage reads."""
+    import pygit2
+
+    from quality.commits import CommitConfig
+
+    lines, by_input = [], {}
+    for spec in recipe.section("git_commits", CommitConfig).repositories:
+        if not os.path.exists(spec.path) and not spec.required:
+            lines.append(f"{spec.path}\0absent")  # skipped by the stage; appearing is a change
+            continue
+        try:
+            head = str(pygit2.Repository(spec.path).head.target)
+        except (pygit2.GitError, KeyError) as error:
+            raise _failure(
+                COMMIT_SOURCES, f"{spec.path} is not a readable git repository ({error})"
+            ) from None
+        lines.append(f"{spec.path}\0{head}\0{spec.max_commits}")
+        by_input[spec.name or os.path.basename(os.path.normpath(spec.path))] = spec.max_commits
+    return Fingerprint(_digest(lines), by_input)
+
+
+def issue_fingerprint(recipe) -> Fingerprint:
+    """`gh_issues.paths`, read by gh_issues: every event file's size and mtime."""
+    from quality.gh_issues import IssueConfig, event_files
+
+    config = recipe.section("gh_issues", IssueConfig)
+    try:
+        files = event_files(config) if config.paths else []
+    except InputError as error:
+        raise _failure(ISSUE_SOURCES, error) from error
+    return Fingerprint(_digest([_stat(path) for path in files]), {"event_files": len(files)} if files else {})
+
+
+def web_fingerprint(recipe) -> Fingerprint:
+    """`web`, read by web_pages: the inputs this machine gives (installed documentation sites, the
+    recipe's inputs, else the committed sample). Folders: every file their globs select (not only
+    the per-site hash sample the ingest takes: a page joining the sample is a change too). Files
+    (JSONL, WARC): size and mtime."""
+    from quality.ingest import SourceConfig
+    from quality.webpool import WebConfig
+
+    lines, by_input = [], {}
+    for web_input in recipe.section("web", WebConfig).resolved_inputs():
+        if web_input.kind == "folder":
+            folder = SourceConfig(
+                name=web_input.name,
+                kind="folder",
+                path=web_input.path,
+                include=web_input.include,
+                exclude=web_input.exclude,
+            )
+            try:
+                listed = list_folder(folder)
+            except SourceError as error:
+                raise _failure(WEB_SOURCES, error) from error
+            lines += _listed(web_input.name, listed)
+            by_input[web_input.name] = len(listed)
+        else:
+            lines.append(f"{web_input.name}\0{files_fingerprint([web_input.path])}")
+            by_input[web_input.name] = 1
+    return Fingerprint(_digest(lines), by_input)
+
+
+@dataclass(frozen=True)
+class WatchedSource:
+    """An observable source asset: the inputs one stage reads from outside the storage root."""
+
+    key: str
+    """The source asset's key."""
+    stage: str
+    """The stage asset that reads these inputs (it depends on the source asset)."""
+    kind: str
+    """The asset's kind in the UI."""
+    description: str
+    fingerprint: Callable[[Any], Fingerprint]
+    """Recipe -> this observation's data version (a Dagster Failure when an input is unreadable)."""
+
+
+WATCHED_SOURCES = (
+    WatchedSource(
+        CODE_SOURCES,
+        "raw_code",
+        "folder",
+        "The recipe's code sources (folders and files) that raw_code reads: every selected file's "
+        "path, size and mtime.",
+        code_fingerprint,
+    ),
+    WatchedSource(
+        NOTEBOOK_SOURCES,
+        "notebooks",
+        "jupyter",
+        "The notebook folders and packages (`notebooks:` section) that notebooks reads: every "
+        "notebook's path, size and mtime.",
+        notebook_fingerprint,
+    ),
+    WatchedSource(
+        COMMIT_SOURCES,
+        "git_commits",
+        "git",
+        "The git repositories (`git_commits:` section) that git_commits reads: each one's HEAD commit.",
+        commit_fingerprint,
+    ),
+    WatchedSource(
+        ISSUE_SOURCES,
+        "gh_issues",
+        "json",
+        "The issue event files (`gh_issues:` section) that gh_issues reads: each file's size and mtime.",
+        issue_fingerprint,
+    ),
+    WatchedSource(
+        WEB_SOURCES,
+        "web_pages",
+        "html",
+        "The web pool (`web:` section: installed documentation sites, the recipe's inputs, else the "
+        "committed sample) that web_pages reads: every selected file's path, size and mtime.",
+        web_fingerprint,
+    ),
+)
+"""Every input the recipe reads from outside the storage root, by the stage that reads it. The
+other stages read only stage outputs (and benchmark data shipped with the installed packages)."""
+
+WATCHED_BY_STAGE = {watched.stage: (watched.key,) for watched in WATCHED_SOURCES}
+"""Stage name -> the source assets it depends on (assets._stage adds them to the stage's deps)."""
 
 
 data_automation_sensor = dg.AutomationConditionSensorDefinition(
     "data_automation",
-    target=dg.AssetSelection.groups(GROUP_DATA, GROUP_WEB) | dg.AssetSelection.assets(CODE_SOURCES),
+    target=dg.AssetSelection.groups(GROUP_DATA, GROUP_WEB)
+    | dg.AssetSelection.assets(*(watched.key for watched in WATCHED_SOURCES)),
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=60,
     description=(
-        "Declarative refresh of the data assets: observes the code sources every 15 minutes and "
-        "rebuilds exactly the data assets downstream of what changed (eager). Training and "
-        "evaluation are never started by it."
+        "Declarative refresh of the data assets: observes every watched source (code, notebooks, "
+        "git commits, issues, the web pool) every 15 minutes and rebuilds exactly the data assets "
+        "downstream of what changed (eager). Training and evaluation are never started by it."
     ),
 )
