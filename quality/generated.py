@@ -208,8 +208,12 @@ _BLOCK_OPENERS = (
     ("=begin", "=end"),
 )
 # Declarations a file must open with before anything else, which some generators write above
-# their banner (Thrift's PHP files: `<?php`, `namespace Inventory;`, then the banner).
-_PREAMBLE = re.compile(r"namespace\s+[\w\\]+\s*;|declare\s*\(\s*strict_types\s*=\s*1\s*\)\s*;")
+# their banner (Thrift's PHP files: `<?php`, `namespace Inventory;`, then the banner; TypeScript
+# compiled to JavaScript: `"use strict";` above protoc-gen-ts_proto's banner, as in npm's
+# @sigstore/protobuf-specs).
+_PREAMBLE = re.compile(
+    r"namespace\s+[\w\\]+\s*;|declare\s*\(\s*strict_types\s*=\s*1\s*\)\s*;|[\"']use strict[\"'];?"
+)
 
 
 def leading_block(text: str, limit: int = HEAD_CHARS) -> str:
