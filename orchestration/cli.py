@@ -170,7 +170,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     Path(layout.mlflow_artifacts).mkdir(parents=True, exist_ok=True)
     ports = Ports(dagster=args.dagster_port, mlflow=args.mlflow_port, spark_connect=args.spark_connect_port)
     try:
-        return run_ui(layout, ports, recipe.spark, start_timeout_s=args.start_timeout)
+        return run_ui(
+            layout, ports, recipe.spark, recipe.mlflow.tracking_uri, start_timeout_s=args.start_timeout
+        )
     except UiError as error:
         print(f"codecook ui: {error}", file=sys.stderr)
         return 2

@@ -6,12 +6,15 @@ Python workers, which made "Materialize all" 2.7x slower than `codecook demo` (o
 JVM). Here one local Spark Connect server (shipped in the pyspark wheel) holds the JVM, and every
 step connects to it (`CODECOOK_SPARK_REMOTE`, read by `orchestration.resources.SparkResource`).
 
-All three listen on 127.0.0.1 only. Each runs in its own process group and is stopped as a group
+All three listen on 127.0.0.1 only. Each runs in its own session and is stopped as a whole
 (Dagster's webserver, daemon, code server and run workers; Spark's JVM and Python workers;
-MLflow's server workers), on Ctrl-C, SIGTERM, SIGHUP, or when any of the three dies; each also
-gets SIGTERM from the kernel if this supervisor is killed outright (PR_SET_PDEATHSIG), so nothing
-is left running. A lock file under the storage root keeps a second `codecook ui` on the same root
-from starting, and busy ports are named before anything starts.
+MLflow's server workers), on Ctrl-C, SIGTERM, SIGHUP, or when any of the three dies: SIGTERM to all
+at once, then waiting until every process of each session has ended (SIGKILL for what is left after
+a grace period, said on the terminal). Each also gets SIGTERM from the kernel if this supervisor
+is killed outright (PR_SET_PDEATHSIG), so nothing is left running. A lock file under the storage
+root keeps a second `codecook ui` on the same root from starting, and busy ports are named before
+anything starts. The MLflow server serves the recipe's `mlflow.tracking_uri` (where the steps log;
+default: the storage root's SQLite file), refused with a reason if it is not a local store.
 
 Nothing here imports Dagster, Spark or MLflow: they run as the child processes.
 """
@@ -176,20 +179,53 @@ class Service:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as one
+                start_new_session=True,  # its own session (and process group), stopped as one
                 preexec_fn=_die_with_parent,
             )
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
-    def signal_group(self, sig: int) -> None:
+    def signal_all(self, sig: int) -> None:
+        """`sig` to every process of its session: its process group at once, then any member that
+        made a group of its own (Spark's Python worker daemon does, `os.setpgid(0, 0)`)."""
         if self.process is None:
             return
         try:
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             pass
+        for pid in self.members():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def members(self) -> list[int]:
+        """Live processes of its session (the leader and everything it started, in any process
+        group), from /proc. Zombies are not counted: orphans are reaped by PID 1, which in a
+        container may never do it."""
+        if self.process is None:
+            return []
+        self.process.poll()  # reap the leader, whose zombie would otherwise count
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # pid (comm) state ppid pgrp session ...: split after the command, which may hold spaces
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if fields[0] != "Z" and int(fields[3]) == self.process.pid:
+                members.append(int(stat.parent.name))
+        return members
+
+    def wait_stopped(self, deadline: float) -> bool:
+        """Whether every process of its session ended before `deadline` (time.monotonic())."""
+        while self.members():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def log_tail(self, lines: int = 15) -> str:
         if not self.log.exists():
@@ -250,14 +286,40 @@ def dagster_service(port: int, log: Path) -> Service:
     return Service("Dagster UI", argv, port, log)
 
 
-def mlflow_service(layout, port: int, log: Path) -> Service:
+# Backend stores an `mlflow server` started here can serve: SQLAlchemy databases and local folders.
+# A tracking server (http, https), Databricks or Unity Catalog is someone else's server.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def local_tracking_store(uri: str) -> str:
+    """The recipe's MLflow tracking URI as the backend store of the UI's MLflow server, or UiError
+    saying why a local server cannot serve it. SQLite's folder is created (as the steps would)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme in DATABASE_SCHEMES:
+        if scheme == "sqlite":
+            path = uri.split(":///", 1)[1] if ":///" in uri else ""
+            if not path or path == ":memory:":
+                raise UiError(f"mlflow.tracking_uri {uri!r}: an in-memory SQLite store cannot be shared")
+            Path(PROJECT_ROOT, path).parent.mkdir(parents=True, exist_ok=True)
+        return uri
+    # A local folder (MLflow's file store): a file: URI or a path; `databricks`, `uc:...` are not.
+    if scheme == "file" or (not scheme and ":" not in uri and not uri.startswith("databricks")):
+        return uri
+    raise UiError(
+        f"mlflow.tracking_uri {uri!r} is not a store a local MLflow server can serve (a database: "
+        f"{', '.join(DATABASE_SCHEMES)}, or a local folder); an http(s) tracking server has its own "
+        "UI: open it there, and leave the recipe's URI as it is for the runs"
+    )
+
+
+def mlflow_service(tracking_uri: str, artifacts: str, port: int, log: Path) -> Service:
+    """`mlflow server` over the store the steps log to (the recipe's URI, else the storage root's)."""
     bin_dir = Path(sys.executable).parent
-    artifacts = layout.mlflow_artifacts
     argv = [
         str(bin_dir / "mlflow"),
         "server",
         "--backend-store-uri",
-        layout.mlflow_uri,
+        local_tracking_store(tracking_uri),
         "--default-artifact-root",
         artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri(),
         "--host",
@@ -267,7 +329,12 @@ def mlflow_service(layout, port: int, log: Path) -> Service:
         "--workers",
         "1",  # a local UI for one person; each worker is a few hundred MB
     ]
-    return Service("MLflow UI", argv, port, log)
+    # MLflow 3's job execution (GenAI scorers, prompt optimization; unused here) starts a job runner
+    # and seven Huey consumer processes that outlived SIGTERM: stopping the UI waited out the whole
+    # grace period for them (measured after a run: MLflow's group 20 s, then SIGKILL; Spark 1 s,
+    # Dagster 12 s at load 12), and the server gave them a scratch folder in /dev/shm.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return Service("MLflow UI", argv, port, log, env)
 
 
 @dataclass
@@ -337,18 +404,20 @@ class UiSupervisor:
             time.sleep(1)
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM every started process group, SIGKILL what is left after `grace_s`."""
+        """SIGTERM every started service at once, wait until each one's processes have all ended,
+        and SIGKILL what is left of a service after `grace_s`, saying so."""
         started = [s for s in self.services if s.process is not None]
         for service in started:
-            service.signal_group(signal.SIGTERM)
+            service.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for service in started:
-            try:
-                service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            # The group leader may be gone while its children still stop: kill any stragglers.
-            service.signal_group(signal.SIGKILL)
+            if not service.wait_stopped(deadline):
+                left = len(service.members())
+                self.say(
+                    f"{service.name}: {left} process(es) still running {grace_s:.0f}s after SIGTERM; killed"
+                )
+                service.signal_all(signal.SIGKILL)
+                service.wait_stopped(time.monotonic() + 5)  # SIGKILL is delivered asynchronously
             service.process.wait()
         self.lock.release()
 
@@ -361,11 +430,16 @@ def run_ui(
     layout,
     ports: Ports,
     spark_config,
+    tracking_uri: str | None = None,
     start_timeout_s: float = 180.0,
     say: Callable[[str], None] = print,
 ) -> int:
     """`codecook ui`: start, print the addresses, run until Ctrl-C / SIGTERM / SIGHUP or until a
-    service dies, then stop everything. Exit code 0 on a requested stop, 1 when a service failed."""
+    service dies, then stop everything. Exit code 0 on a requested stop, 1 when a service failed.
+
+    `tracking_uri` is the recipe's `mlflow.tracking_uri`, the store the steps log to
+    (`orchestration.resources.MLflowResource`); None: the storage root's SQLite file.
+    """
     root = Path(layout.root)
     logs = root / "logs"
     services = []
@@ -379,7 +453,9 @@ def run_ui(
     env[MLFLOW_UI_ENV] = f"http://127.0.0.1:{ports.mlflow}"
     services += [
         dagster_service(ports.dagster, logs / "dagster-ui.log"),
-        mlflow_service(layout, ports.mlflow, logs / "mlflow-ui.log"),
+        mlflow_service(
+            tracking_uri or layout.mlflow_uri, layout.mlflow_artifacts, ports.mlflow, logs / "mlflow-ui.log"
+        ),
     ]
     supervisor = UiSupervisor(root, ports, services, start_timeout_s=start_timeout_s, say=say)
     # Ctrl-C, `kill` and a closed terminal all stop the UI the same way.
@@ -396,12 +472,15 @@ def run_ui(
             urls.pop("Spark Connect")
         for name, url in urls.items():
             say(f"{name + ':':<15}{url}")
+        say(f"MLflow store:  {tracking_uri or layout.mlflow_uri}")
         say(f"logs: {logs}\n(Ctrl-C stops all)")
         try:
             problem = supervisor.watch()
         except KeyboardInterrupt:
             say("stopping ...")
+            began = time.monotonic()
             supervisor.stop()
+            say(f"stopped in {time.monotonic() - began:.1f}s")
             return 0
         say(problem)
         supervisor.stop()
