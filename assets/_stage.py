@@ -42,7 +42,7 @@ from orchestration.stage import (
     run_stage,
     summary_line,
 )
-from orchestration.ui import MLFLOW_UI_ENV
+from orchestration.ui import mlflow_ui_url
 from quality.progress import SparkProgress
 from quality.storage import StagePaths, read_manifest, read_stage
 
@@ -87,22 +87,26 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None)
 
 
 def figure_metadata(figure, artifact_name: str) -> dg.MetadataValue:
-    """Embed a matplotlib figure in metadata and log the same PNG to the active MLflow run."""
+    """Log a matplotlib figure to the active MLflow run and show it in the Dagster UI from there.
+
+    The Dagster UI's Markdown (react-markdown's URL filter) keeps only http(s) image addresses: a
+    plot embedded as a `data:` URL never shows. So the metadata points at the PNG on the MLflow UI's
+    artifact endpoint (`orchestration.ui.mlflow_ui_url`: the running `codecook ui`'s, else its
+    default address), the same for runs launched from the UI and for `codecook demo` runs. Without
+    an active MLflow run there is nothing to point at, and the PNG is embedded.
+    """
     import matplotlib.pyplot as plt
     import mlflow
 
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     run = mlflow.active_run()
     if run is not None:
         mlflow.log_figure(figure, artifact_name)
-    plt.close(figure)
-    # The Dagster UI's Markdown sanitizer drops `data:` image URLs (only http/https survive), so
-    # under `codecook ui` the plot is shown from the MLflow UI's artifact endpoint instead.
-    mlflow_ui = os.environ.get(MLFLOW_UI_ENV)
-    if mlflow_ui and run is not None:
+        plt.close(figure)
         query = urllib.parse.urlencode({"path": artifact_name, "run_uuid": run.info.run_id})
-        return dg.MetadataValue.md(f"![{artifact_name}]({mlflow_ui}/get-artifact?{query})")
+        return dg.MetadataValue.md(f"![{artifact_name}]({mlflow_ui_url()}/get-artifact?{query})")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return dg.MetadataValue.md(f"![{artifact_name}](data:image/png;base64,{encoded})")
 

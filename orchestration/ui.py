@@ -65,6 +65,14 @@ class Ports:
         ]
 
 
+def mlflow_ui_url() -> str:
+    """Where the Dagster UI loads plots from: `$CODECOOK_MLFLOW_UI_URL` (set by `codecook ui` for
+    the runs it launches; a team deployment sets its MLflow server's address), else the address
+    `codecook ui` gives the MLflow UI by default, so that plots of runs made without the UI
+    (`codecook demo`) show once `make ui` runs over the same storage root."""
+    return os.environ.get(MLFLOW_UI_ENV) or f"http://127.0.0.1:{Ports().mlflow}"
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something listens on host:port. SO_REUSEADDR, as the servers themselves bind, so a
     socket of a just-stopped server lingering in TIME_WAIT does not count as busy."""
@@ -473,6 +481,11 @@ def run_ui(
         for name, url in urls.items():
             say(f"{name + ':':<15}{url}")
         say(f"MLflow store:  {tracking_uri or layout.mlflow_uri}")
+        if ports.mlflow != Ports().mlflow:
+            say(
+                f"(plots of runs launched outside this UI, by codecook demo, load from "
+                f"http://127.0.0.1:{Ports().mlflow}, the MLflow UI's default address)"
+            )
         say(f"logs: {logs}\n(Ctrl-C stops all)")
         try:
             problem = supervisor.watch()

@@ -109,3 +109,31 @@ def test_stop_returns_as_soon_as_everything_ended(tmp_path):
     supervisor.stop(grace_s=20)
     assert time.monotonic() - began < 5 and said == []
     assert not alive(int(polite_pid.read_text())) and polite.members() == []
+
+
+def test_plots_are_shown_from_the_mlflow_ui(tmp_path, monkeypatch):
+    """Dagster's Markdown drops data: image URLs: a plot logged to an MLflow run is shown from the
+    MLflow UI's artifact endpoint, `codecook ui`'s when it launched the run, else its default."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from assets._stage import figure_metadata
+    from orchestration.ui import MLFLOW_UI_ENV
+
+    monkeypatch.delenv(MLFLOW_UI_ENV, raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = mlflow.create_experiment("plots", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        demo = figure_metadata(plt.figure(), "a/plot.png").value  # codecook demo: no UI around
+        monkeypatch.setenv(MLFLOW_UI_ENV, "http://127.0.0.1:5123")
+        ui = figure_metadata(plt.figure(), "b/plot.png").value  # a run launched from codecook ui
+    query = f"run_uuid={run.info.run_id}"
+    assert demo == f"![a/plot.png](http://127.0.0.1:5000/get-artifact?path=a%2Fplot.png&{query})"
+    assert ui == f"![b/plot.png](http://127.0.0.1:5123/get-artifact?path=b%2Fplot.png&{query})"
+    logged = {a.path for d in ("a", "b") for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, d)}
+    assert logged == {"a/plot.png", "b/plot.png"}
+    # Outside an MLflow run there is nothing to point at: the PNG itself is embedded.
+    assert figure_metadata(plt.figure(), "c.png").value.startswith("![c.png](data:image/png;base64,iVBOR")
