@@ -1,11 +1,14 @@
 """`codecook ui` in a real browser: headless Chromium (Debian's, installed by
 scripts/install-browser.sh from `make test`) drives the Dagster UI and the MLflow UI as a new user
-would, on a small recipe (the demo recipe with three standard-library packages as its only source).
+would, on a small recipe (the demo recipe with two standard-library packages and a fork as its
+sources, and an MLflow store of its own outside the storage root): the code branch up to code_mix
+materialized by clicking, code_mix's row counts, funnel plot and passing checks, the declarative
+refresh (data_automation, the eager condition), the runs in MLflow with params and metrics.
 
 Screenshots of every step are kept under test-artifacts/ui_browser/ (gitignored; the path is
-printed at the end). The UI's bad inputs (a second start, a busy port, Spark Connect failing) are
-checked here too, each against the real `codecook ui` command, with a scan of /proc proving that
-nothing it started is left running.
+printed at the end). The UI's bad inputs (a second start, a busy port, a remote tracking URI,
+Spark Connect failing) are checked here too, each against the real `codecook ui` command, with a
+scan of /proc proving that nothing it started is left running, and so is the stop of the UI.
 """
 
 from __future__ import annotations
