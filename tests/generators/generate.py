@@ -45,7 +45,6 @@ class Run:
     # Executables (names on PATH or absolute paths) and Python modules the run needs.
     needs: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
-    slow: bool = False
 
 
 def _protoc(*flags: str) -> tuple[str, ...]:
@@ -240,7 +239,7 @@ RUNS: tuple[Run, ...] = (
         (("*", "cython"),),
         modules=("Cython",),
     ),
-    # --- OpenAPI: openapi-generator (its jar runs on the system Java; tens of seconds a run) ------
+    # --- OpenAPI: openapi-generator (its jar runs on the system Java) -----------------------------
     *(
         Run(
             f"openapi-generator {lang}",
@@ -251,7 +250,6 @@ RUNS: tuple[Run, ...] = (
             others="openapi-generator's build, CI, documentation and test files (not the client's code)",
             needs=("java",),
             modules=("openapi_generator_cli",),
-            slow=True,
         )
         for lang, code in (
             ("python", "openapi_client/*.py"),
