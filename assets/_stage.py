@@ -63,9 +63,10 @@ def stage_store() -> StageStore | None:
 def reuse_key(name: str, section: str | None, upstream: tuple[str, ...], recipe, layout) -> tuple[str, dict]:
     """The stage's key (see `contracts.reuse`) and what went into it.
 
-    Settings: the stage's recipe section(s), deployment fields left out. Inputs: the upstream
-    outputs' content checksums; for `raw_code`, which reads the sources themselves, the sources'
-    settings and a fingerprint of their files.
+    Settings: the stage's recipe section(s), deployment fields left out. Inputs: the content
+    checksums of the upstream outputs it reads (`upstream`: `Stage.inputs`, so a code_mix source of
+    share 0, not read, need not exist and is not in the key); for `raw_code`, which reads the
+    sources themselves, the sources' settings and a fingerprint of their files.
     """
     sections = ([section] if section else []) + list(EXTRA_SECTIONS.get(name, ()))
     settings: dict[str, Any] = {s: recipe.settings(s) for s in sections}
@@ -229,7 +230,9 @@ def stage_asset(stage: Stage) -> dg.AssetsDefinition:
         # Only stages that read their inputs from the storage root (or the sources) can be keyed.
         keyed = store is not None and (stage.upstream or stage.name == "raw_code")
         key, made_of = (
-            reuse_key(stage.name, stage.section, stage.upstream, loaded, layout) if keyed else ("", {})
+            reuse_key(stage.name, stage.section, stage.inputs(run.config), loaded, layout)
+            if keyed
+            else ("", {})
         )
         with mlflow.run(context, loaded, layout, **stage.params(run)) as active:
             found = store.lookup(stage.name, key) if keyed else None

@@ -17,11 +17,13 @@ The first recipe is the baseline; the others are usually `extends:` of it with o
                                       minus the baseline: paired difference, CI, `significant`
 
 Phases, so that the evaluation set is fixed before any model trains: (1) every variant's data
-stages, tokenizer and shards (seed-independent, so once per variant; other seeds reuse them from
-the store); (2) the evaluation set from the baseline's `ablation.eval_stage`: documents held out of
-every variant's shards by doc_id (`tokenizer.holdout_fraction`), minus any whose content reaches
-a variant's training input under another doc_id; (3) per variant and seed, training and the proxy
-metrics on the evaluation set; (4) the comparison.
+stages, tokenizer and shards, in its first seed's run (they are seed-independent); (2) the
+evaluation set from the baseline's `ablation.eval_stage`: documents held out of every variant's
+shards by doc_id (`tokenizer.holdout_fraction`), minus any whose content reaches a variant's
+training input under another doc_id; (3) per variant and seed, training and the proxy metrics on
+the evaluation set; a later seed's run takes the data stages from the store in the same process
+that trains it (`data+train`: one process, Dagster and Spark start less per seed); (4) the
+comparison.
 
 A variant that fails is marked failed in comparison.json with its error; the others go on. Each
 run is a `python -m orchestration.ablation run ...` subprocess with its own Dagster instance.
@@ -167,6 +169,55 @@ def write_run_recipes(plan: Plan) -> None:
 # One run: a subprocess with its own Dagster instance
 
 
+def read_by(targets, candidates, graph, recipe: Recipe) -> set:
+    """The assets among `candidates` that `targets` read, transitively. A declared stage with
+    `Stage.reads` leads only to the upstream stages its config reads (code_mix: no source of share
+    0), any other asset to all its parents; so a branch nothing reads is not run."""
+    import dagster as dg
+
+    from orchestration.stages import CODE_STAGES
+
+    declared = {stage.name: stage for stage in CODE_STAGES if stage.reads is not None}
+    needed: set = set()
+    frontier = list(targets)
+    while frontier:
+        key = frontier.pop()
+        stage = declared.get(key.to_user_string())
+        if stage is not None:
+            parents = {
+                dg.AssetKey(name) for name in stage.inputs(recipe.section(stage.section, stage.config))
+            }
+        else:
+            parents = dg.AssetSelection.assets(key).upstream(depth=1, include_self=False).resolve(graph)
+        for parent in (parents & candidates) - needed:
+            needed.add(parent)
+            frontier.append(parent)
+    return needed
+
+
+def phase_selection(graph, recipe: Recipe, phase: str) -> set:
+    """The assets one phase of a run materializes (`data`: what the training assets read, `train`:
+    them and the pass@k evaluations, `data+train`: both in one Dagster run)."""
+    import dagster as dg
+
+    train = {dg.AssetKey(name) for name in TRAIN_ASSETS}
+    if phase == "train":
+        return train | {dg.AssetKey(f"eval_{name}") for name in recipe.section("ablation").passk}
+    if phase == "data+train":
+        return phase_selection(graph, recipe, "data") | phase_selection(graph, recipe, "train")
+    if phase != "data":
+        raise AblationError(f"unknown phase {phase!r}")
+    upstream = dg.AssetSelection.assets(*train).upstream(include_self=False).resolve(graph)
+    tokenizer = recipe.section("tokenizer")
+    # The web recall branch runs only when the shards cannot do without it.
+    web_pages = dg.AssetKey("code_web_pages")
+    web_branch = (
+        dg.AssetSelection.assets(web_pages).upstream().resolve(graph) if web_pages in upstream else set()
+    )
+    needs_web = "code_web_pages" in set(tokenizer.inputs) - set(tokenizer.optional_inputs)
+    return read_by(train, upstream if needs_web else upstream - web_branch, graph, recipe)
+
+
 def materialize(recipe_file: str, home: str, phase: str) -> int:
     """Materialize one phase of one run in this process (the `run` subcommand)."""
     import dagster as dg
@@ -179,24 +230,7 @@ def materialize(recipe_file: str, home: str, phase: str) -> int:
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def("demo")
-    graph = defs.resolve_asset_graph()
-    train = {dg.AssetKey(name) for name in TRAIN_ASSETS}
-    upstream = dg.AssetSelection.assets(*train).upstream(include_self=False).resolve(graph)
-    recipe = load_recipe(recipe_file)
-    tokenizer = recipe.section("tokenizer")
-    # The web recall branch runs only when the shards cannot do without it.
-    web_pages = dg.AssetKey("code_web_pages")
-    web_branch = (
-        dg.AssetSelection.assets(web_pages).upstream().resolve(graph) if web_pages in upstream else set()
-    )
-    needs_web = "code_web_pages" in set(tokenizer.inputs) - set(tokenizer.optional_inputs)
-    if phase == "data":
-        selection = upstream if needs_web else upstream - web_branch
-    elif phase == "train":
-        passk = {dg.AssetKey(f"eval_{name}") for name in recipe.section("ablation").passk}
-        selection = train | passk
-    else:
-        raise AblationError(f"unknown phase {phase!r}")
+    selection = phase_selection(defs.resolve_asset_graph(), load_recipe(recipe_file), phase)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance, asset_selection=sorted(selection, key=str), raise_on_error=False
@@ -466,21 +500,22 @@ def ablate(plan: Plan, log=print) -> dict[str, Any]:
         status[variant.name] = {"status": "failed", "error": str(error)}
         log(f"variant {variant.name} FAILED: {error}")
 
-    # Phase 1: data, tokenizer and shards once per variant; the other seeds take them from the store.
+    # Phase 1: data, tokenizer and shards once per variant, in its first seed's run; the other
+    # seeds' runs take them from the store when they train (phase 3).
+    first_seed = plan.config.seeds[0]
     for variant in plan.variants:
-        for seed in plan.config.seeds:
-            if status[variant.name]["status"] == "failed":
-                break
-            clock = time.monotonic()
-            try:
-                run_phase(plan, variant, seed, "data", logs / f"{variant.name}.log", children[variant.name])
-            except RuntimeError as error:
-                fail(variant, error)
-                if variant is plan.variants[0]:
-                    # Nothing can be compared without the baseline: stop before spending more.
-                    raise AblationError(f"the baseline {variant.name!r} failed: {error}") from None
-            timings[f"data {variant.run_name(seed)}"] = round(time.monotonic() - clock, 1)
-            log(f"{variant.run_name(seed)}: data stages in {timings[f'data {variant.run_name(seed)}']}s")
+        clock = time.monotonic()
+        try:
+            run_phase(plan, variant, first_seed, "data", logs / f"{variant.name}.log", children[variant.name])
+        except RuntimeError as error:
+            fail(variant, error)
+            if variant is plan.variants[0]:
+                # Nothing can be compared without the baseline: stop before spending more.
+                raise AblationError(f"the baseline {variant.name!r} failed: {error}") from None
+        timings[f"data {variant.run_name(first_seed)}"] = round(time.monotonic() - clock, 1)
+        log(
+            f"{variant.run_name(first_seed)}: data stages in {timings[f'data {variant.run_name(first_seed)}']}s"
+        )
     # Phase 2: the evaluation set (needs the baseline).
     if status[plan.variants[0].name]["status"] == "failed":
         raise AblationError(
@@ -497,7 +532,8 @@ def ablate(plan: Plan, log=print) -> dict[str, Any]:
         try:
             for seed in plan.config.seeds:
                 clock = time.monotonic()
-                run_phase(plan, variant, seed, "train", logs / f"{variant.name}.log", children[variant.name])
+                phase = "train" if seed == first_seed else "data+train"
+                run_phase(plan, variant, seed, phase, logs / f"{variant.name}.log", children[variant.name])
                 scored = score_run(plan, variant, seed, evaluation["documents"])
                 timings[f"train+score {variant.run_name(seed)}"] = round(time.monotonic() - clock, 1)
                 runs.append({"seed": seed, **scored})
@@ -700,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="Materialize one phase of one variant run (used by codecook ablate).")
     run.add_argument("--recipe", required=True)
     run.add_argument("--home", required=True)
-    run.add_argument("--phase", choices=["data", "train"], required=True)
+    run.add_argument("--phase", choices=["data", "train", "data+train"], required=True)
     args = parser.parse_args(argv)
     started = time.monotonic()
     code = materialize(args.recipe, args.home, args.phase)

@@ -163,6 +163,9 @@ class Stage:
     """The engine call."""
     upstream: tuple[str, ...] = ()
     """Stages it reads; the first is its documents input."""
+    reads: Callable[[Any], tuple[str, ...]] | None = None
+    """Which of `upstream` a run reads, given the section's config; None: all of them. An upstream
+    left out need not exist: it is not read, not part of the reuse key, not run by an ablation."""
     section: str | None = None
     """Recipe section holding its settings (also the keys of a command's `--config` file)."""
     config: type | None = None
@@ -177,6 +180,10 @@ class Stage:
     expectations: bool = True
     """Whether the Great Expectations check runs (not for side tables)."""
     checks: tuple[Check, ...] = ()
+
+    def inputs(self, config: Any) -> tuple[str, ...]:
+        """The upstream stages a run with this config reads."""
+        return self.upstream if self.reads is None else self.reads(config)
 
 
 @dataclass(frozen=True, kw_only=True)

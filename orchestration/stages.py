@@ -543,9 +543,28 @@ DECONTAMINATE_STAGE = Stage(
 # code_mix
 
 
+def mixed_sources(config: mix.MixConfig) -> tuple[str, ...]:
+    """The source stages code_mix reads: those of share > 0 in `code_mix.sources`."""
+    return tuple(name for name in sorted(config.sources) if float(config.sources[name]) > 0.0)
+
+
+def sources_not_read(config: mix.MixConfig) -> dict[str, str]:
+    """Every source stage code_mix does not read, with why (a share-0 source need not exist)."""
+    return {
+        name: "share 0" if name in config.sources else "not in code_mix.sources"
+        for name in mix.SOURCE_STAGES
+        if name not in mixed_sources(config)
+    }
+
+
+def _mix_reads(config: mix.MixConfig) -> tuple[str, ...]:
+    return (decontaminate.STAGE, *mixed_sources(config))
+
+
 def _mix(run: StageRun) -> Outcome:
-    # Source stages (notebooks, commits, issues) named in `code_mix.sources` join the code files.
-    sources = {name: run.read(name) for name in sorted(run.config.sources)}
+    # Source stages (notebooks, commits, issues) of share > 0 in `code_mix.sources` join the code
+    # files; one of share 0 is not read at all (an ablation never runs it).
+    sources = {name: run.read(name) for name in mixed_sources(run.config)}
     result = mix.mix_documents(run.input(), run.config, sources=sources)
     rows_in = run.count(run.stage.upstream[0]) + sum(run.count(name) for name in sources)
     return Outcome(
@@ -556,6 +575,7 @@ def _mix(run: StageRun) -> Outcome:
             "mix_caps_bytes": result.caps,
             "mix_cutoffs": result.cutoffs,
             "mix_sources": {name: float(run.config.sources[name]) for name in sources},
+            "mix_sources_not_read": sources_not_read(run.config),
         },
         result=result,
     )
@@ -573,6 +593,17 @@ def _mix_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> Re
     return Report(
         metadata={
             "languages_before_after": Table(table),
+            "sources": Table(
+                [
+                    {"source": name, "share": share, "read": "yes", "rows": run.count(name)}
+                    for name, share in manifest["mix_sources"].items()
+                ]
+                + [
+                    {"source": name, "share": run.config.sources.get(name, ""), "read": f"no: {why}"}
+                    for name, why in manifest["mix_sources_not_read"].items()
+                ],
+                ["source", "share", "read", "rows"],
+            ),
             "mix_plot": Plot(lambda: mix.plot_mix(before, after), "code_mix/before_after.png"),
             "funnel": Markdown(funnel.markdown()),
             "funnel_plot": Plot(lambda: plot_funnel(funnel), "funnel/funnel.png"),
@@ -594,8 +625,10 @@ MIX_STAGE = Stage(
         "a hash of its doc_id. Carries the before/after plot and the whole code funnel."
     ),
     run=_mix,
-    # The source stages are read only when `code_mix.sources` names them (never by `codecook mix`).
+    # The source stages are read only when `code_mix.sources` gives them a share > 0 (never by
+    # `codecook mix`); all stay upstream so that the graph (and "Materialize all") shows them.
     upstream=(decontaminate.STAGE, *mix.SOURCE_STAGES),
+    reads=_mix_reads,
     section="code_mix",
     config=mix.MixConfig,
     params=lambda run: {"mix_scale": run.config.scale, "mix_seed": run.config.seed},

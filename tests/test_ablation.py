@@ -123,6 +123,82 @@ def test_the_dagster_job_refuses_a_bad_plan_with_the_reason(tmp_path):
     assert isinstance(ablate_job, dg.JobDefinition)
 
 
+SOURCE_STAGE_ASSETS = {"notebooks", "notebooks_clean", "git_commits", "gh_issues"}
+
+
+def test_a_data_phase_runs_no_stage_of_a_share_0_source(tmp_path):
+    from orchestration.ablation import phase_selection
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+
+    def data_assets(recipe: str) -> set[str]:
+        return {key.to_user_string() for key in phase_selection(graph, load_recipe(recipe), "data")}
+
+    # The baseline gives every source share 0: none of their stages runs; the code chain does.
+    base = data_assets(str(ABLATIONS / "base.yaml"))
+    assert not base & SOURCE_STAGE_ASSETS
+    assert {"raw_code", "decontaminated_code", "code_mix", "tokenizer", "token_shards"} <= base
+    assert not any(name.startswith(("web_pages", "recall_round")) for name in base)
+    # A share > 0 brings exactly that source's branch back.
+    issues = data_assets(
+        variant(
+            tmp_path, "issues", "code_mix.sources: {notebooks_clean: 0.0, git_commits: 0.0, gh_issues: 0.5}\n"
+        )
+    )
+    assert issues - base == {"gh_issues"}
+    notebooks = data_assets(
+        variant(
+            tmp_path, "nb", "code_mix.sources: {notebooks_clean: 1.0, git_commits: 0.0, gh_issues: 0.0}\n"
+        )
+    )
+    assert notebooks - base == {"notebooks", "notebooks_clean"}
+    # The demo mixes all three in: all run (as under `codecook demo` and a UI "Materialize all").
+    assert SOURCE_STAGE_ASSETS <= data_assets(str(ABLATIONS.parent / "demo.yaml"))
+
+
+def test_code_mix_is_keyed_by_the_sources_it_reads_only(tmp_path):
+    from assets._stage import reuse_key
+    from contracts.storage import StageNotMaterialized, StorageLayout, write_json_atomic
+    from orchestration.stages import MIX_STAGE, sources_not_read
+
+    layout = StorageLayout(str(tmp_path / "root"))
+
+    def output(stage: str, checksum: str) -> None:
+        Path(layout.stage(stage).data_dir).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(layout.stage(stage).manifest_path, {"stage": stage, "checksum": checksum})
+
+    def key(recipe_path: str) -> tuple[str, dict]:
+        recipe = load_recipe(recipe_path)
+        config = recipe.section(MIX_STAGE.section, MIX_STAGE.config)
+        return reuse_key(MIX_STAGE.name, MIX_STAGE.section, MIX_STAGE.inputs(config), recipe, layout)
+
+    output("decontaminated_code", "c0de")
+    # Share 0: no source stage has an output, and the key needs none.
+    base = load_recipe(str(ABLATIONS / "base.yaml"))
+    assert sources_not_read(base.section("code_mix", MIX_STAGE.config)) == {
+        "notebooks_clean": "share 0",
+        "git_commits": "share 0",
+        "gh_issues": "share 0",
+    }
+    zero, zero_made_of = key(str(ABLATIONS / "base.yaml"))
+    assert zero_made_of["inputs"] == {"decontaminated_code": "c0de"}
+    # Share 0.5: the key changes and holds gh_issues' checksum, which then must exist.
+    issues = variant(
+        tmp_path, "issues", "code_mix.sources: {notebooks_clean: 0.0, git_commits: 0.0, gh_issues: 0.5}\n"
+    )
+    with pytest.raises(StageNotMaterialized, match="gh_issues"):
+        key(issues)
+    output("gh_issues", "1550e5")
+    half, half_made_of = key(issues)
+    assert half != zero
+    assert half_made_of["inputs"] == {"decontaminated_code": "c0de", "gh_issues": "1550e5"}
+    output("gh_issues", "0the4")
+    assert key(issues)[0] != half  # new issues, new mix
+    output("notebooks_clean", "ab")  # an output of a source of share 0 changes nothing
+    assert key(str(ABLATIONS / "base.yaml"))[0] == zero
+
+
 def stdlib_jsonl(path: Path, limit: int = 160) -> Path:
     """Python files of the standard library as plain JSONL rows (path, content)."""
     import json
@@ -203,6 +279,19 @@ def test_a_small_ablation_runs_end_to_end_reusing_shared_stages(tmp_path):
     a1, a2 = (plan.root(plan.variants[0], s) / "data/near_dedup" for s in (1, 2))
     part = next(a1.glob("*.parquet"))
     assert os.path.samefile(part, a2 / part.name)
+
+    # The baseline gives StarCoder's other sources share 0: no run materialized their stages (nor
+    # stored them), and every code_mix says which sources it did not read and why.
+    assert not any((stages / name).exists() for name in SOURCE_STAGE_ASSETS)
+    for variant in plan.variants[:2]:
+        for seed in plan.config.seeds:
+            data = plan.root(variant, seed) / "data"
+            assert not any((data / name / "_manifest.json").exists() for name in SOURCE_STAGE_ASSETS)
+            mixed = json.loads((data / "code_mix/_manifest.json").read_text())
+            assert mixed["mix_sources"] == {}
+            assert mixed["mix_sources_not_read"] == dict.fromkeys(
+                ("notebooks_clean", "git_commits", "gh_issues"), "share 0"
+            )
 
     # MLflow: the parent holds the comparison; each variant's training runs hang below its run.
     client = mlflow.MlflowClient(plan.tracking_uri)

@@ -73,6 +73,11 @@ def test_codecook_demo_materializes_the_whole_graph(tmp_path):
         document_stages
     )
 
+    # The demo mixes StarCoder's other sources in (share 1 each): code_mix read every one of them.
+    mixed = json.loads((home / "data" / "code_mix" / "_manifest.json").read_text())
+    assert mixed["mix_sources"] == {"gh_issues": 1.0, "git_commits": 1.0, "notebooks_clean": 1.0}
+    assert mixed["mix_sources_not_read"] == {}
+
     # Training and its evaluation land in one MLflow run.
     import mlflow
 
