@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# Real notebooks for the notebooks source: the test notebooks nbdime and papermill ship. Only
 	# their .ipynb files are read (never imported), so --no-deps.
 	$(PIP) --no-deps nbdime==4.0.4 papermill==2.7.0
+	# Spark's classes pre-parsed for quick local driver starts (quality/jvm_start.py; ~1 minute).
+	$(BIN)/python -m quality.jvm_start build
 	@touch $(STAMP)
 
 env: $(STAMP)

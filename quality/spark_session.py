@@ -12,6 +12,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from quality.jvm_start import driver_java_options
 from quality.recipe import SparkConfig
 
 
@@ -47,6 +48,11 @@ def local_conf(config: SparkConfig) -> dict[str, str]:
         "spark.log.level": "WARN",
     }
     conf.update(config.conf)
+    quick = driver_java_options(config.jvm_quick_start)
+    if quick:
+        # The recipe's own JVM options come last, so any of them overrides ours.
+        own = config.conf.get("spark.driver.extraJavaOptions", "")
+        conf["spark.driver.extraJavaOptions"] = " ".join([*quick, own]).strip()
     return conf
 
 

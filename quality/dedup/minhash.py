@@ -1,10 +1,14 @@
-"""Shingles, MinHash signatures and LSH band keys for a batch of documents, in Arrow and numpy.
+r"""Shingles, MinHash signatures and LSH band keys for a batch of documents, in Arrow and numpy.
 
 Nothing here loops over shingles in Python: a batch of documents goes through a handful of array
 operations.
 
-  1. tokens     pyarrow splits every document on runs of non-word characters (RE2, in C++);
-                tokens are maximal runs of letters, digits and `_`.
+  1. tokens     maximal runs of word bytes: ASCII letters, digits, `_`, and every byte of a
+                non-ASCII character (so letters of any script stay whole). Found with numpy on the
+                batch's UTF-8 buffer, never crossing a document boundary; 3x cheaper than a
+                Unicode-class regex split (RE2's `[^\p{L}\p{N}_]+`), which it matches on ASCII text
+                and differs from only in counting non-ASCII punctuation (dashes, quotes, arrows)
+                as word characters.
   2. token hash each distinct token of the batch is hashed once (a polynomial over its UTF-8 bytes,
                 computed for all tokens at once with `np.add.reduceat`, then the splitmix64 mixer).
   3. shingles   the hash of k consecutive tokens is a weighted sum of k shifted copies of the
@@ -27,8 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Separator between tokens: anything that is not a letter, a digit or `_` (RE2 syntax).
-TOKEN_SEPARATOR = r"[^\p{L}\p{N}_]+"
+# Bytes that belong to tokens: ASCII letters, digits and `_`, and all bytes of multi-byte
+# UTF-8 characters (0x80-0xFF never occur in ASCII, so a non-ASCII character is never split).
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _low, _high in ((48, 57), (65, 90), (97, 122), (95, 95), (128, 255)):
+    _WORD_BYTE[_low : _high + 1] = True
 
 _U64 = np.uint64
 _MIX1, _MIX2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
@@ -81,6 +88,43 @@ def hash_strings(strings: pa.Array) -> np.ndarray:
     return mix64(sums ^ (lengths.astype(_U64) * _LENGTH_SALT))
 
 
+def _tokens(contents: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Every token of every document, in order, as one string array, and its document's index.
+
+    Tokens are views into the batch's own UTF-8 buffer: the token boundaries, interleaved with
+    the gaps between tokens, become the offsets of a string array over that buffer, of which
+    every other string is a token (one copy, by `take`)."""
+    if pa.types.is_string(contents.type):
+        contents = contents.cast(pa.large_string())
+    elif not pa.types.is_large_string(contents.type):
+        raise TypeError(f"documents must be strings, got {contents.type}")
+    if contents.null_count:
+        contents = pc.fill_null(contents, "")
+    n = len(contents)
+    _, offsets_buffer, data_buffer = contents.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[contents.offset : contents.offset + n + 1]
+    first, last = int(offsets[0]), int(offsets[-1])
+    if last == first:
+        return pa.array([], pa.large_string()), np.zeros(0, np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8, count=last - first, offset=first)
+    word = _WORD_BYTE[data]
+    doc_start = np.zeros(len(data) + 1, dtype=bool)
+    doc_start[offsets - first] = True  # also marks the end of the last document
+    # A token starts at a word byte after a non-word byte or at a document's first byte, and
+    # ends (exclusive) before a non-word byte or a document's end.
+    before = np.concatenate(([False], word[:-1])) & ~doc_start[:-1]
+    after = np.concatenate((word[1:], [False])) & ~doc_start[1:]
+    starts = np.flatnonzero(word & ~before)
+    ends = np.flatnonzero(word & ~after) + 1
+    owner = np.searchsorted(offsets[1:] - first, starts, side="right").astype(np.int64)
+    bounds = np.empty(2 * len(starts), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts + first, ends + first
+    pieces = pa.LargeStringArray.from_buffers(
+        len(bounds) - 1, pa.py_buffer(bounds), data_buffer
+    )  # token, gap, token, gap, ..., token
+    return pieces.take(pa.array(np.arange(0, len(bounds), 2, dtype=np.int64))), owner
+
+
 @dataclass(frozen=True)
 class Shingles:
     """The shingles of a batch: one 64-bit hash per shingle, grouped by document in order."""
@@ -96,23 +140,12 @@ def shingle_batch(contents: pa.Array, shingle_size: int) -> Shingles:
     A document with fewer than k tokens (but at least one) gets one shingle of all its tokens.
     """
     n_docs = len(contents)
-    if pa.types.is_large_string(contents.type) is False and not pa.types.is_string(contents.type):
-        contents = contents.cast(pa.large_string())
-    token_lists = pc.split_pattern_regex(contents, pattern=TOKEN_SEPARATOR)
-    tokens = token_lists.flatten()
-    parents = pc.list_parent_indices(token_lists)
-    nonempty = pc.greater(pc.binary_length(tokens), 0)
-    tokens, parents = tokens.filter(nonempty), parents.filter(nonempty)
-    owner = parents.to_numpy(zero_copy_only=False).astype(np.int64)
+    tokens, owner = _tokens(contents)
     counts = np.bincount(owner, minlength=n_docs).astype(np.int64)
     if len(tokens) == 0:
         return Shingles(np.zeros(0, _U64), np.zeros(0, np.int64), counts)
     # Hash each distinct token once; documents of one batch share most of their vocabulary.
-    encoded = (
-        pc.dictionary_encode(tokens).combine_chunks()
-        if isinstance(tokens, pa.ChunkedArray)
-        else pc.dictionary_encode(tokens)
-    )
+    encoded = pc.dictionary_encode(tokens)
     token_hash = hash_strings(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
 
     total = len(token_hash)
