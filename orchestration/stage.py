@@ -6,7 +6,8 @@ section and typed config, the engine call, the MLflow params, the report and its
     assets/_stage.py:stage_asset(stage)          the Dagster asset, with MLflow (+ orchestration.checks)
     orchestration/stage.py:run_command(cmd, args)  `codecook NAME --input PATH --output DIR`
 
-Both go through `run_stage`: engine -> write_stage -> release -> report. A `Command` is one or
+Both go through `run_stage`: engine -> write_stage -> release -> report (a stage of the code
+funnel also gets the funnel so far, `add_funnel`). A `Command` is one or
 more stages run in a row (`dedup` = exact_dedup then near_dedup); its first stage reads `--input`
 (plain JSONL/Parquet or a stage folder, see `quality.plain`), later stages read what the earlier
 ones wrote under DIR, exactly as assets read their upstream stages under the storage root.
@@ -235,7 +236,25 @@ def run_stage(
     finally:
         outcome.release()
     report = stage.report(run, outcome, manifest) if stage.report else Report()
+    add_funnel(run, report)
     return manifest, report
+
+
+def add_funnel(run: StageRun, report: Report) -> None:
+    """A stage of the code funnel (quality.funnel.CODE_STAGES) carries the funnel so far: rows and
+    bytes per stage and per rejection reason, up to and including itself, as the `funnel` table and
+    `funnel_plot` metadata and the funnel/ MLflow artifacts. One DuckDB query per stage that
+    rejected rows; the figure is drawn only where it is shown (the asset)."""
+    from quality.funnel import CODE_STAGES, build_funnel, plot_funnel
+
+    if run.stage.name not in CODE_STAGES:
+        return
+    with run.connect() as connection:
+        funnel = build_funnel(run.layout, connection, through=run.stage.name)
+    report.metadata["funnel"] = Markdown(funnel.markdown())
+    report.metadata["funnel_plot"] = Plot(lambda: plot_funnel(funnel), "funnel/funnel.png")
+    report.artifacts["funnel/funnel.md"] = funnel.markdown()
+    report.artifacts["funnel/funnel.json"] = {"stages": funnel.stages, "reasons": funnel.reasons}
 
 
 def summary_line(manifest: dict[str, Any]) -> str:

@@ -582,14 +582,13 @@ def _mix(run: StageRun) -> Outcome:
 
 
 def _mix_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> Report:
-    from quality.funnel import build_funnel, plot_funnel
     from quality.storage import read_stage
 
     before = outcome.result.before
     after = mix.language_totals(read_stage(run.spark, run.paths))
     table = mix.mix_table(before, after, run.config.language_targets())
-    with run.connect() as connection:
-        funnel = build_funnel(run.layout, connection)
+    # The whole code funnel (`funnel`, `funnel_plot`, funnel/ artifacts) is added after this report,
+    # as for every stage of the funnel (orchestration.stage.add_funnel).
     return Report(
         metadata={
             "languages_before_after": Table(table),
@@ -605,14 +604,8 @@ def _mix_report(run: StageRun, outcome: Outcome, manifest: dict[str, Any]) -> Re
                 ["source", "share", "read", "rows"],
             ),
             "mix_plot": Plot(lambda: mix.plot_mix(before, after), "code_mix/before_after.png"),
-            "funnel": Markdown(funnel.markdown()),
-            "funnel_plot": Plot(lambda: plot_funnel(funnel), "funnel/funnel.png"),
         },
-        artifacts={
-            "code_mix/languages.json": {"before": before, "after": after},
-            "funnel/funnel.md": funnel.markdown(),
-            "funnel/funnel.json": {"stages": funnel.stages, "reasons": funnel.reasons},
-        },
+        artifacts={"code_mix/languages.json": {"before": before, "after": after}},
     )
 
 

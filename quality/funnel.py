@@ -3,7 +3,8 @@
 Everything comes from files a user can query too: each stage's `_manifest.json` (rows in, out,
 rejected) and the rejected Parquet rows (reason and size of every dropped file), read with
 DuckDB, no Spark. Stages are the document stages of the code path in graph order; a stage that
-has not been written is simply absent.
+has not been written is simply absent. `through` cuts it at a stage: the funnel as that stage
+left it (what a stage's own report shows), without later stages an earlier run left on disk.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Funnel:
         return "\n".join(lines)
 
 
-def _manifests(layout: StorageLayout) -> list[dict[str, Any]]:
+def _manifests(layout: StorageLayout, through: str | None = None) -> list[dict[str, Any]]:
     fs = fsspec.core.url_to_fs(layout.root)[0]
     found = []
     for path in sorted(fs.glob(f"{layout.data_root}/*/{MANIFEST}")):
@@ -61,18 +62,27 @@ def _manifests(layout: StorageLayout) -> list[dict[str, Any]]:
         if "content" in manifest.get("columns", []) and manifest.get("stage", "").find("web") < 0:
             found.append(manifest)
     order = {name: i for i, name in enumerate(CODE_STAGES)}
+    if through is not None and through != CODE_STAGES[-1]:
+        # Cut before the path's end: its stages up to `through`. At the end (code_mix, which mixes
+        # in the other sources) or uncut, the other document stages stay, after the code path.
+        last = order[through]
+        found = [m for m in found if order.get(m["stage"], last + 1) <= last]
     return sorted(found, key=lambda m: (order.get(m["stage"], len(order)), m.get("written_at", "")))
 
 
-def build_funnel(layout: StorageLayout, connection=None) -> Funnel:
-    """The funnel of every code stage written under `layout` (DuckDB over the rejected Parquet)."""
+def build_funnel(layout: StorageLayout, connection=None, through: str | None = None) -> Funnel:
+    """The funnel of every code stage written under `layout` (DuckDB over the rejected Parquet);
+    with `through` (a stage of CODE_STAGES), only the code path up to and including that stage."""
     import duckdb
+
+    if through is not None and through not in CODE_STAGES:
+        raise ValueError(f"not a stage of the code funnel: {through!r} (one of {', '.join(CODE_STAGES)})")
 
     own = connection is None
     connection = connection or duckdb.connect(":memory:")
     try:
         stages, reasons = [], []
-        for manifest in _manifests(layout):
+        for manifest in _manifests(layout, through):
             stage = manifest["stage"]
             paths = layout.stage(stage)
             by_reason: list[tuple[str, int, int]] = []
