@@ -1,9 +1,10 @@
 """`codecook ui` in a real browser: headless Chromium (Debian's, installed by
 scripts/install-browser.sh from `make test`) drives the Dagster UI and the MLflow UI as a new user
 would, on a small recipe (the demo recipe with two standard-library packages and a fork as its
-sources, and an MLflow store of its own outside the storage root): the code branch up to code_mix
-materialized by clicking, code_mix's row counts, funnel plot and passing checks, the declarative
-refresh (data_automation, the eager condition), the runs in MLflow with params and metrics.
+sources, and an MLflow store of its own outside the storage root): exact_dedup and what it reads
+materialized by clicking, exact_dedup's row counts, funnel plot (every stage of the code funnel
+carries the funnel so far) and passing checks, the declarative refresh (data_automation, the eager
+condition), the runs in MLflow with params and metrics.
 
 Screenshots of every step are kept under test-artifacts/ui_browser/ (gitignored; the path is
 printed at the end). The UI's bad inputs (a second start, a busy port, a remote tracking URI,
@@ -29,22 +30,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui_browser"
 CODECOOK = str(Path(sys.executable).parent / "codecook")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-# The selection clicked in the UI: the code branch up to code_mix, whose asset page carries the code
-# funnel plot (quality.funnel; the only asset that plots the funnel), without the other sources,
-# which the small recipe mixes in at share 0 (code_mix then does not read them).
-SELECTION = "+key:code_mix and not key:notebooks* and not key:git_commits and not key:gh_issues"
-SELECTED = {
-    "raw_code",
-    "exact_dedup",
-    "near_dedup",
-    "quality_signals",
-    "filtered_code",
-    "redacted_code",
-    "decontaminated_code",
-    "code_mix",
-}
-SKIPPED_SOURCES = ("notebooks_clean", "git_commits", "gh_issues")
-ASSET, ASSET_PLOT = "code_mix", "funnel/funnel.png"
+# The selection clicked in the UI: exact_dedup and what it reads (the code sources, raw_code). Every
+# stage of the code funnel carries the funnel so far (orchestration.stage.add_funnel), so two stages
+# show the funnel plot: 65-108 s for this test at load 4-10, where the branch up to code_mix took 172 s.
+SELECTION = "+key:exact_dedup"
+SELECTED = {"raw_code", "exact_dedup"}
+ASSET, ASSET_PLOT = "exact_dedup", "funnel/funnel.png"
 MARKER = "CODECOOK_UI_TEST_MARKER"
 
 # Two small standard-library packages, the second also under a fork's name: each of its files is
@@ -69,8 +60,6 @@ sources:
     stars: 10
     include: ["json/**"]
     exclude: ["**/__pycache__/**", "**/*.pyc"]
-code_mix:
-  sources: {{notebooks_clean: 0.0, git_commits: 0.0, gh_issues: 0.0}}
 # A tracking store of the recipe's own, outside the storage root: the UI's MLflow server must
 # serve this one (where the steps log), not the storage root's default.
 mlflow:
@@ -370,8 +359,8 @@ def walk_through_the_ui(page: Page, running_ui: dict) -> None:
     assert page.dismiss_dialogs() == 0, "a first-run dialog covered the UI"
     page.shot("lineage")
 
-    # Select the code branch in the asset search (a CodeMirror editor: click it, then type into the
-    # textarea it focuses), and click Materialize.
+    # Select exact_dedup and everything upstream of it in the asset search (a CodeMirror editor:
+    # click it, then type into the textarea it focuses), and click Materialize.
     page.click(
         "//pre[contains(text(), 'Search and filter assets')]/ancestor::div[contains(@class, 'CodeMirror ')][1]"
     )
@@ -382,13 +371,6 @@ def walk_through_the_ui(page: Page, running_ui: dict) -> None:
     page.shot("selection")
     before = latest_run(dagster)
     page.click("//button[starts-with(normalize-space(.), 'Materialize all (')]")
-    # Dagster warns that code_mix has upstream assets never materialized (the other sources, which
-    # the recipe mixes in at share 0, so code_mix does not read them): confirm, as a user would.
-    dialog = page.text_appears("Are you sure?").find_element(By.XPATH, "./ancestor::*[@role='dialog'][1]")
-    for name in SKIPPED_SOURCES:
-        assert name in dialog.text, dialog.text
-    page.shot("confirm")
-    page.click("//*[@role='dialog']//button[normalize-space(.)='Confirm']")
     run = page.wait.until(
         lambda d: (r := latest_run(dagster)) and r != before and r, message="no run launched"
     )
@@ -421,10 +403,11 @@ def walk_through_the_ui(page: Page, running_ui: dict) -> None:
     page.text_appears("Success")
     page.shot("run-succeeded")
 
-    # The asset page: row counts and the funnel plot in the latest materialization's metadata.
+    # The asset page: row counts, its own dedup figures and the funnel so far (raw_code, exact_dedup)
+    # with its plot in the latest materialization's metadata.
     page.open(f"{dagster}/assets/{ASSET}")
     page.text_appears("rows_out")
-    for name in ("rows_in", "rows_rejected", "funnel", "funnel_plot"):
+    for name in ("rows_in", "rows_rejected", "duplicate_rate", "funnel", "funnel_plot"):
         page.text_appears(name)
     # The plot is an image served by the MLflow UI (Dagster's Markdown drops data: URLs), loaded.
     plot = page.wait.until(
@@ -440,7 +423,7 @@ def walk_through_the_ui(page: Page, running_ui: dict) -> None:
 
     # Its checks, all passed.
     page.open(f"{dagster}/assets/{ASSET}?view=checks")
-    for check in ("conservation", "schema"):
+    for check in ("conservation", "schema", "unique_sha256", "kept_twin_present"):
         page.text_appears(check)
     page.text_appears("Passed")
     assert "Failed" not in page.body()
@@ -467,7 +450,7 @@ def walk_through_the_ui(page: Page, running_ui: dict) -> None:
     )[0]
     page.shot("mlflow-runs")
     page.open(link.get_attribute("href"))
-    for text in ("mix_scale", "recipe_hash", "rows_out", "rows_in"):
+    for text in ("num_bands", "recipe_hash", "rows_out", "rows_in"):
         page.text_appears(text)
     assert "Finished" in page.body()
     page.shot("mlflow-run")
