@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from contracts.recipe import SparkConfig
 from quality import jvm_start
 from quality.spark_session import local_conf
@@ -42,10 +40,10 @@ def test_archive_name_follows_spark_and_java():
     assert path.name.startswith(f"spark-{pyspark.__version__}-") and path.suffix == ".jsa"
 
 
-@pytest.mark.skipif(not jvm_start.archive_path().exists(), reason="no archive: run `make env`")
 def test_the_built_archive_is_mapped_by_a_local_session(tmp_path):
     """`-Xshare:on` makes the JVM refuse to start unless it maps the archive: a stale or broken
     archive fails here instead of silently costing every stage its class loading."""
+    assert jvm_start.archive_path().exists(), "no class-data archive: `make env` builds it"
     script = textwrap.dedent(
         """
         from contracts.recipe import SparkConfig
