@@ -99,21 +99,30 @@ def sources_fingerprint(recipe) -> tuple[str, int, dict[str, int]]:
     return found.version, sum(found.by_input.values()), found.by_input
 
 
+def _inputs_fingerprint(asset: str, inputs) -> Fingerprint:
+    """(name, folder source or None, path) per input: a folder's listed files, else the file's
+    size and mtime (`files_fingerprint`)."""
+    lines, by_input = [], {}
+    for name, folder, path in inputs:
+        if folder is not None:
+            try:
+                listed = list_folder(folder)
+            except SourceError as error:
+                raise _failure(asset, error) from error
+            lines += _listed(name, listed)
+            by_input[name] = len(listed)
+        else:
+            lines.append(f"{name}\0{files_fingerprint([path])}")
+            by_input[name] = 1
+    return Fingerprint(_digest(lines), by_input)
+
+
 def code_fingerprint(recipe) -> Fingerprint:
     """`sources`, read by raw_code (see `sources_fingerprint`)."""
-    lines, by_input = [], {}
-    for source in recipe.sources:
-        if source.kind == "folder":
-            try:
-                listed = list_folder(source)
-            except SourceError as error:
-                raise _failure(CODE_SOURCES, error) from error
-            lines += _listed(source.name, listed)
-            by_input[source.name] = len(listed)
-        else:
-            lines.append(f"{source.name}\0{files_fingerprint([source.path])}")
-            by_input[source.name] = 1
-    return Fingerprint(_digest(lines), by_input)
+    return _inputs_fingerprint(
+        CODE_SOURCES,
+        ((s.name, s if s.kind == "folder" else None, s.path) for s in recipe.sources),
+    )
 
 
 def notebook_fingerprint(recipe) -> Fingerprint:
@@ -171,29 +180,13 @@ def web_fingerprint(recipe) -> Fingerprint:
     recipe's inputs, else the committed sample). Folders: every file their globs select (not only
     the per-site hash sample the ingest takes: a page joining the sample is a change too). Files
     (JSONL, WARC): size and mtime."""
-    from quality.ingest import SourceConfig
     from quality.webpool import WebConfig
 
-    lines, by_input = [], {}
-    for web_input in recipe.section("web", WebConfig).resolved_inputs():
-        if web_input.kind == "folder":
-            folder = SourceConfig(
-                name=web_input.name,
-                kind="folder",
-                path=web_input.path,
-                include=web_input.include,
-                exclude=web_input.exclude,
-            )
-            try:
-                listed = list_folder(folder)
-            except SourceError as error:
-                raise _failure(WEB_SOURCES, error) from error
-            lines += _listed(web_input.name, listed)
-            by_input[web_input.name] = len(listed)
-        else:
-            lines.append(f"{web_input.name}\0{files_fingerprint([web_input.path])}")
-            by_input[web_input.name] = 1
-    return Fingerprint(_digest(lines), by_input)
+    inputs = recipe.section("web", WebConfig).resolved_inputs()
+    return _inputs_fingerprint(
+        WEB_SOURCES,
+        ((i.name, i.folder_source() if i.kind == "folder" else None, i.path) for i in inputs),
+    )
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,12 @@ class WebInputConfig:
         if len(self.url_rewrite) % 2:
             raise ValueError(f"web input {self.name!r}: url_rewrite is [regex, replacement, ...] (pairs)")
 
+    def folder_source(self) -> SourceConfig:
+        """A folder input as the code ingest's folder source, so both list files alike."""
+        return SourceConfig(
+            name=self.name, kind="folder", path=self.path, include=self.include, exclude=self.exclude
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class WebIngestConfig:
@@ -580,15 +586,8 @@ def _sampled(listed: list[ListedFile], limit: int | None) -> list[ListedFile]:
 def list_input_files(web_input: WebInputConfig) -> list[ListedFile]:
     """The files an input reads: HTML pages of a folder, or its JSONL/WARC files."""
     if web_input.kind == "folder":
-        source = SourceConfig(
-            name=web_input.name,
-            kind="folder",
-            path=web_input.path,
-            include=web_input.include,
-            exclude=web_input.exclude,
-        )
         try:
-            return _sampled(list_folder(source), web_input.max_pages)
+            return _sampled(list_folder(web_input.folder_source()), web_input.max_pages)
         except ValueError as error:
             raise WebInputError(str(error)) from None
     suffixes = JSONL_SUFFIXES if web_input.kind == "jsonl" else WARC_SUFFIXES

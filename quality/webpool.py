@@ -50,7 +50,7 @@ from contracts.storage import atomic_write
 from quality.dedup.config import DedupConfig
 from quality.ingest import list_folder
 from quality.recall import RecallConfig
-from quality.recipe import PROJECT_ROOT, SourceConfig, config_from_dict
+from quality.recipe import PROJECT_ROOT, config_from_dict
 from quality.web import WebIngestConfig, WebInputConfig, page_url
 
 SAMPLE_POOL = PROJECT_ROOT / "recipes" / "data" / "web_sample" / "pool.warc.gz"
@@ -384,13 +384,7 @@ class PoolPage:
 def iter_pool_pages(inputs: Iterable[WebInputConfig]) -> Iterable[PoolPage]:
     """The pages of folder inputs with their public URLs, in input then path order."""
     for web_input in inputs:
-        source = SourceConfig(
-            name=web_input.name,
-            kind="folder",
-            path=web_input.path,
-            include=web_input.include,
-            exclude=web_input.exclude,
-        )
+        source = web_input.folder_source()
         from quality.web import _sampled  # the same hash sample the ingest would take
 
         for listed in _sampled(list_folder(source), web_input.max_pages):
