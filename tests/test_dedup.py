@@ -227,6 +227,14 @@ def test_near_family_collapses_unrelated_files_never_cluster_and_reruns_are_iden
     again, _, _ = _near(spark, list(reversed(rows)), tmp_path, "second", spark_rounds)
     assert again["components_computed_on"].startswith("spark")
     assert again["checksum"] == manifest["checksum"]
+    # A graph just over the driver's bound: its bucket members come back to the driver, overflow
+    # the bound and the stage goes on in Spark, with the same rows and the same facts.
+    overflow = DedupConfig(num_bands=25, rows_per_band=10, driver_graph_max_edges=len(family) - 2)
+    third, _, _ = _near(spark, rows, tmp_path, "third", overflow)
+    assert third["components_computed_on"].startswith("spark")
+    assert third["checksum"] == manifest["checksum"]
+    same_facts = ("candidate_buckets", "largest_bucket", "capped_buckets", "graph_edges", "docs_indexed")
+    assert {k: third[k] for k in same_facts} == {k: manifest[k] for k in same_facts}, (third, manifest)
 
 
 def _chain() -> list[dict]:

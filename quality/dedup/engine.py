@@ -12,12 +12,14 @@ near_dedup   1. signatures: MinHash over token 5-grams, computed per Arrow batch
                 to `bucket_cap` members are paired all-to-all and every pair's exact Jaccard on
                 its shingle sets must reach the threshold; bigger buckets are verified against
                 their smallest member only, and reported as capped;
-             3. components: a candidate graph of at most `driver_graph_max_edges` edges is
-                collected (one job has signed every document and counted the buckets) and
-                labelled on the driver in numpy, with the keep choice of step 4; a bigger one
-                goes through large-star / small-star rounds on Spark (`quality.dedup.components`).
-                Both give the same labels, so small corpora pay for a handful of jobs, not one
-                per round;
+             3. components: one job signs every document and brings the members of the
+                candidate buckets to the driver, up to 2 x `driver_graph_max_edges` of them; a
+                graph within that bound is labelled there in numpy, with the keep choice of step
+                4 (one more job ranks its documents); a bigger one goes through large-star /
+                small-star rounds on Spark (`quality.dedup.components`). Both give the same
+                labels, so small corpora pay for a handful of jobs, not one per round. Every
+                signature row carries the keep policy's columns (KEEP_COLUMNS), so ranking never
+                goes back to the documents;
              4. keep: the same keep policy per component picks the document to keep; members
                 whose MinHash Jaccard estimate with it reaches `kept_twin_min_jaccard` are
                 rejected as `near_duplicate`; the rest of the component (the far end of a chain
@@ -364,8 +366,16 @@ def _list_array(values: np.ndarray, counts: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values))
 
 
-def signature_batches(config: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The Spark task body: (doc_id, content) batches to one SIGNATURE_SCHEMA row per document."""
+def signature_schema(carried: T.StructType | None = None) -> T.StructType:
+    """SIGNATURE_SCHEMA followed by the `carried` input columns, passed through unchanged."""
+    return T.StructType([*SIGNATURE_SCHEMA.fields, *(carried.fields if carried else [])])
+
+
+def signature_batches(
+    config: DedupConfig, carried: T.StructType | None = None
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The Spark task body: (doc_id, content, *carried) batches to one `signature_schema(carried)`
+    row per document, the carried columns copied from the input row."""
     lsh = config.lsh()
     size, perms, seed, min_tokens, keep_sets = (
         config.shingle_size,
@@ -374,7 +384,7 @@ def signature_batches(config: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]
         config.min_tokens,
         config.verify,
     )
-    schema_json = SIGNATURE_SCHEMA.json()
+    schema_json = signature_schema(carried).json()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         schema = _arrow_schema(schema_json)
@@ -419,6 +429,7 @@ def _signature_slice(batch, schema, lsh, size, perms, seed, min_tokens, keep_set
         columns.append(_list_array(values, counts))
     else:
         columns.append(pa.nulls(n, pa.list_(pa.int64())))
+    columns += [batch.column(f.name) for f in list(schema)[len(columns) :]]
     arrays = [
         column.cast(f.type) if column.type != f.type else column
         for column, f in zip(columns, schema, strict=True)
@@ -674,18 +685,37 @@ def _lsh_facts(config: DedupConfig) -> dict[str, Any]:
     }
 
 
-def _cluster(
-    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
-) -> _Clustering:
-    """Steps 2-4 of near dedup; `keep_rows`: doc_id and the keep-policy columns of every unit.
+# The keep policy's columns (`quality.dedup.keep.keep_order`), carried on every signature row so
+# that ranking a component never goes back to the documents.
+KEEP_COLUMNS = ("stars", "commit_date", "licence", "sha256")
 
-    One Spark job signs every unit (the signatures are cached) and groups the band keys into
-    candidate buckets, counting them. A graph of at most `driver_graph_max_edges` star edges then
-    goes to the driver (`_cluster_on_driver`: one collect of the buckets, one of the clustered
-    units' signatures); a bigger one, or any graph under `verify`, stays in Spark
-    (`_cluster_on_spark`). Same components, same keep choice, same facts either way."""
+
+def _bucket_members(signatures: DataFrame) -> DataFrame:
+    """Every (band, key) bucket member of a bucket with a second document: doc_id, band, key,
+    the bucket's `size` and `anchor` (its smallest doc_id, the centre of its star).
+
+    One shuffle by bucket, sorted windows: cheaper here than a `collect_list` aggregate, whose
+    object hash map falls back to sorting after 128 buckets anyway."""
+    members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
+    bucket = Window.partitionBy("band", "key")
+    return (
+        members.withColumn("size", F.count(F.lit(1)).over(bucket))
+        .withColumn("anchor", F.min("doc_id").over(bucket))
+        .filter(F.col("size") >= 2)
+    )
+
+
+def _cluster(signatures: DataFrame, config: DedupConfig, cached: list[DataFrame]) -> _Clustering:
+    """Steps 2-4 of near dedup over signature rows that carry KEEP_COLUMNS.
+
+    One Spark job signs every unit (the signatures are cached) and brings the members of the
+    candidate buckets to the driver, at most 2 x `driver_graph_max_edges` of them (a bucket of n
+    members has n - 1 star edges, so a graph within the bound never has more). Within the bound
+    the graph is labelled there (`_cluster_on_driver`: one more job ranks the clustered units);
+    beyond it, and for any graph under `verify`, everything stays in Spark (`_cluster_on_spark`).
+    Same components, same keep choice, same facts either way."""
     if config.verify or config.driver_graph_max_edges == 0:
-        return _cluster_on_spark(signatures, keep_rows, config, cached)
+        return _cluster_on_spark(signatures, config, cached)
     # Counted while the bucket job computes (and caches) the signatures: no job of their own.
     seen = Observation("near_dedup_units")
     observed = signatures.observe(
@@ -693,41 +723,27 @@ def _cluster(
         F.count(F.lit(1)).alias("rows"),
         F.coalesce(F.sum(F.when(F.size("band_keys") > 0, 1).otherwise(0)), F.lit(0)).alias("indexed"),
     )
-    # A hash aggregate per (band, key): its size, its smallest doc_id (the star's centre) and
-    # its members; only buckets with a second document matter.
-    buckets = (
-        observed.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
-        .groupBy("band", "key")
-        .agg(
-            F.count(F.lit(1)).alias("size"),
-            F.min("doc_id").alias("anchor"),
-            F.collect_list("doc_id").alias("docs"),
-        )
-        .filter(F.col("size") >= 2)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    cached.append(buckets)
-    capped = F.col("size") > config.bucket_cap
-    bucket_facts = buckets.agg(
-        F.count(F.lit(1)).alias("buckets"),
-        F.coalesce(F.max("size"), F.lit(0)).alias("largest"),
-        F.coalesce(F.sum(F.when(capped, 1).otherwise(0)), F.lit(0)).alias("capped"),
-        F.coalesce(F.sum(F.when(capped, F.col("size")).otherwise(0)), F.lit(0)).alias("capped_members"),
-        F.coalesce(F.sum(F.col("size") - 1), F.lit(0)).alias("star_edges"),
-    ).collect()[0]
-    if int(bucket_facts["star_edges"]) > config.driver_graph_max_edges:
-        return _cluster_on_spark(signatures, keep_rows, config, cached)
+    bound = 2 * config.driver_graph_max_edges
+    members = _bucket_members(observed).select("anchor", "doc_id", "size").limit(bound + 1).toArrow()
+    anchors = members.column("anchor")
+    is_head = pc.equal(members.column("doc_id"), anchors)  # one head row per bucket
+    star_edges = members.num_rows - int(pc.sum(is_head).as_py() or 0)
+    if members.num_rows > bound or star_edges > config.driver_graph_max_edges:
+        return _cluster_on_spark(signatures, config, cached)
+    heads = members.filter(is_head)
+    sizes = heads.column("size").to_numpy()
+    capped = sizes > config.bucket_cap
     counted = seen.get
     facts = {
         **_lsh_facts(config),
         "docs_indexed": int(counted["indexed"]),
         "docs_below_min_tokens": int(counted["rows"]) - int(counted["indexed"]),
-        "candidate_buckets": int(bucket_facts["buckets"]),
-        "largest_bucket": int(bucket_facts["largest"]),
-        "capped_buckets": int(bucket_facts["capped"]),
-        "capped_bucket_members": int(bucket_facts["capped_members"]),
+        "candidate_buckets": heads.num_rows,
+        "largest_bucket": int(sizes.max()) if len(sizes) else 0,
+        "capped_buckets": int(capped.sum()),
+        "capped_bucket_members": int(sizes[capped].sum()),
     }
-    return _cluster_on_driver(signatures, keep_rows, buckets, config, int(counted["rows"]), facts)
+    return _cluster_on_driver(signatures, members, config, int(counted["rows"]), facts)
 
 
 _LABEL_SCHEMA = T.StructType(
@@ -737,26 +753,25 @@ _LABEL_SCHEMA = T.StructType(
 
 def _cluster_on_driver(
     signatures: DataFrame,
-    keep_rows: DataFrame,
-    buckets: DataFrame,
+    members: pa.Table,
     config: DedupConfig,
     rows: int,
     facts: dict[str, Any],
 ) -> _Clustering:
     """Components and keep choice of a small candidate graph on the driver, in numpy.
 
-    The buckets' star edges (each member to the bucket's smallest doc_id, exactly the Spark
-    path's edges) are labelled by `label_components`. Spark then ranks each component's members
-    by the keep policy (the same `keep_order` window as everywhere) and hands their signatures
-    over; `regroup_in_rank_order` does the rest. Memory on the driver: about num_perm x 4 bytes
-    per clustered unit, bounded through `driver_graph_max_edges`."""
+    `members`: (anchor, doc_id) of every candidate bucket member. Their star edges (each member
+    to its bucket's smallest doc_id, exactly the Spark path's edges) are labelled by
+    `label_components`. Spark then ranks each component's members by the keep policy (the same
+    `keep_order` window as everywhere) and hands their signatures over; `regroup_in_rank_order`
+    does the rest. Memory on the driver: about num_perm x 4 bytes per clustered unit, bounded
+    through `driver_graph_max_edges`."""
     spark = signatures.sparkSession
-    table = buckets.select("anchor", "docs").toArrow()
-    members = pc.list_flatten(table.column("docs"))
-    anchors = pc.take(table.column("anchor"), pc.list_parent_indices(table.column("docs")))
-    names = pc.unique(members) if len(members) else pa.array([], pa.string())
+    nodes = members.column("doc_id")
+    anchors = members.column("anchor")
+    names = pc.unique(nodes) if len(nodes) else pa.array([], pa.string())
     names = names.take(pc.sort_indices(names))  # node numbers in doc_id order: minimum = smallest id
-    member_node = pc.index_in(members, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    member_node = pc.index_in(nodes, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
     anchor_node = pc.index_in(anchors, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
     star = member_node != anchor_node
     left, right = anchor_node[star], member_node[star]
@@ -772,8 +787,7 @@ def _cluster_on_driver(
     component = Window.partitionBy("cluster_id")
     ranked = (
         F.broadcast(labels)
-        .join(keep_rows.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id")
-        .join(signatures.select("doc_id", "signature"), "doc_id")
+        .join(signatures.select("doc_id", *KEEP_COLUMNS, "signature"), "doc_id")
         .withColumn("rank", F.row_number().over(component.orderBy(*keep_order(config.permissive_licences))))
         .select("doc_id", "cluster_id", "rank", "signature")
         .toArrow()
@@ -844,22 +858,13 @@ def _assign_on_driver(ranked: pa.Table, config: DedupConfig) -> pa.Table:
     return pa.concat_tables(parts).cast(schema)
 
 
-def _cluster_on_spark(
-    signatures: DataFrame, keep_rows: DataFrame, config: DedupConfig, cached: list[DataFrame]
-) -> _Clustering:
+def _cluster_on_spark(signatures: DataFrame, config: DedupConfig, cached: list[DataFrame]) -> _Clustering:
     """Steps 2-4 with Spark only: buckets by window, components in large-star / small-star
     rounds, the keep choice as a grouped map. For graphs above `driver_graph_max_edges` and for
     `verify`; nothing here is ever collected but counts."""
-    members = signatures.select("doc_id", F.posexplode("band_keys").alias("band", "key"))
-    # One shuffle by bucket gives every member its bucket's size and smallest doc_id (the anchor);
-    # only members of buckets with a second document are kept, and cached for the steps below.
-    bucket = Window.partitionBy("band", "key")
-    joined = (
-        members.withColumn("size", F.count(F.lit(1)).over(bucket))
-        .withColumn("anchor", F.min("doc_id").over(bucket))
-        .filter(F.col("size") >= 2)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    # Cached for the steps below: members of buckets with a second document, with the bucket's
+    # size and smallest doc_id (the anchor).
+    joined = _bucket_members(signatures).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(joined)
     heads = joined.filter(F.col("doc_id") == F.col("anchor"))  # one row per candidate bucket
     bucket_facts = heads.agg(
@@ -910,9 +915,7 @@ def _cluster_on_spark(
 
     components = connected_components(edges, max_rounds=config.max_iterations)
     labels = components.labels.withColumnRenamed("node", "doc_id").withColumnRenamed("root", "cluster_id")
-    members = labels.join(
-        keep_rows.select("doc_id", "stars", "commit_date", "licence", "sha256"), "doc_id"
-    ).join(signatures.select("doc_id", "signature"), "doc_id")
+    members = labels.join(signatures.select("doc_id", *KEEP_COLUMNS, "signature"), "doc_id")
     assigned, keep_facts = choose_kept(members, config)
     decisions = (
         signatures.select("doc_id", (F.size("band_keys") > 0).alias("indexed"))
@@ -988,11 +991,12 @@ def near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], None] 
     # Spread the MinHash work over every task slot: a stage output of one or two Parquet files
     # would otherwise be read, and hashed, by one or two tasks. Hash partitioning by doc_id keeps
     # the split independent of file layout (the signatures never depend on it anyway).
-    spread = source.select("doc_id", "content").repartition("doc_id")
-    signatures = spread.mapInArrow(signature_batches(config), SIGNATURE_SCHEMA)
+    spread = source.select("doc_id", "content", *KEEP_COLUMNS).repartition("doc_id")
+    carried = T.StructType([spread.schema[name] for name in KEEP_COLUMNS])
+    signatures = spread.mapInArrow(signature_batches(config, carried), signature_schema(carried))
     signatures = signatures.persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(signatures)
-    clustering = _cluster(signatures, source, config, cached)
+    clustering = _cluster(signatures, config, cached)
     rows_in, facts = clustering.rows, clustering.facts
     clustered = clustering.clustered
     # Only clustered documents carry a decision: a broadcast table when they sit on the driver,
@@ -1072,10 +1076,11 @@ def repo_near_dedup(docs: DataFrame, config: DedupConfig, log: Callable[[str], N
         .select("unit_id", *SIGNATURE_SCHEMA.fieldNames())
         .groupBy("unit_id")
         .applyInArrow(union_signatures(config), SIGNATURE_SCHEMA)
+        .join(units.select("doc_id", *KEEP_COLUMNS), "doc_id")  # a unit's id is its smallest doc_id
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     cached.append(signatures)
-    clustering = _cluster(signatures, units, config, cached)
+    clustering = _cluster(signatures, config, cached)
     decisions, facts, units_in = clustering.decisions, clustering.facts, clustering.rows
     per_file = (
         files.select("doc_id", "unit", "unit_id")
