@@ -47,6 +47,9 @@ def local_conf(config: SparkConfig) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "true",
         "spark.log.level": "WARN",
     }
+    if config.master.startswith("local"):
+        # Workers import pyspark from the installed package, not from Spark's zip (see the module).
+        conf["spark.python.daemon.module"] = "quality.spark_daemon"
     conf.update(config.conf)
     quick = driver_java_options(config.jvm_quick_start)
     if quick:
