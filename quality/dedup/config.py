@@ -102,8 +102,9 @@ class DedupConfig:
     driver_graph_max_edges: int = 200_000
     """Largest candidate graph (star edges out of the LSH buckets) whose connected components and
     keep choice are computed on the driver, in numpy, instead of in Spark rounds. A graph this
-    small fits in a few hundred MB there (each clustered document brings its signature), while
-    every Spark round costs whole jobs, which dominate small corpora. Bigger graphs, and every
+    small fits in a few hundred MB there (its bucket members, at most twice this many rows, come
+    back with the job that signs the documents, and each clustered document brings its
+    signature), while every Spark round costs whole jobs, which dominate small corpora. Bigger graphs, and every
     graph when `verify` is on, go through Spark (large-star / small-star, grouped keep choice).
     0 always uses Spark. Both ways give the same clusters and the same kept documents."""
     permissive_licences: tuple[str, ...] = PERMISSIVE_LICENCES
